@@ -1,0 +1,100 @@
+"""Model configuration: one size dial (depth) from which width, heads and defaults follow."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass
+class VisionConfig:
+    image_size: int = 64
+    patch_size: int = 8
+    width: int = 192
+    depth: int = 4
+    n_head: int = 3
+    shuffle: int = 2  # pixel-shuffle factor: (image_size/patch)^2 / shuffle^2 tokens per image
+
+    @property
+    def tokens_per_image(self) -> int:
+        side = self.image_size // self.patch_size
+        return (side // self.shuffle) ** 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> VisionConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 8192
+    n_layer: int = 4
+    n_embd: int = 256
+    n_head: int = 4
+    n_kv_head: int = 2
+    head_dim: int = 64
+    mlp_hidden: int = 704
+    seq_len: int = 256
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-6
+    tie_embeddings: bool = False
+    vision: VisionConfig | None = field(default=None)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["vision"] = self.vision.to_dict() if self.vision else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        if kw.get("vision") is not None:
+            kw["vision"] = VisionConfig.from_dict(kw["vision"])
+        return cls(**kw)
+
+
+def _round_up(x: float, m: int) -> int:
+    return int((x + m - 1) // m * m)
+
+
+def config_for_depth(depth: int, vocab_size: int, seq_len: int | None = None, width: int | None = None) -> ModelConfig:
+    """nanochat's dial: width = 64·depth; 64-wide heads while small, 128-wide from 512 up; GQA with half as
+    many KV heads; SwiGLU hidden = 8/3·width rounded to 64 (same FLOPs as a 4× GELU MLP)."""
+    if depth < 1:
+        raise ValueError("depth must be >= 1")
+    n_embd = width if width is not None else 64 * depth
+    head_dim = 64 if n_embd < 512 else 128
+    head_dim = min(head_dim, n_embd)
+    n_head = max(1, n_embd // head_dim)
+    n_kv_head = max(1, n_head // 2)
+    if seq_len is None:
+        seq_len = 256 if n_embd < 512 else 2048
+    return ModelConfig(
+        vocab_size=vocab_size,
+        n_layer=depth,
+        n_embd=n_embd,
+        n_head=n_head,
+        n_kv_head=n_kv_head,
+        head_dim=head_dim,
+        mlp_hidden=_round_up(8 * n_embd / 3, 64),
+        seq_len=seq_len,
+    )
+
+
+PRESETS = {"tiny": 4, "d12": 12, "d20": 20, "d26": 26}
+
+
+def model_preset(name: str | int, vocab_size: int, seq_len: int | None = None) -> ModelConfig:
+    """A preset name (tiny, d12, d20, d26) or a bare depth."""
+    if isinstance(name, int) or str(name).isdigit():
+        return config_for_depth(int(name), vocab_size, seq_len)
+    key = str(name).lower()
+    if key.startswith("d") and key[1:].isdigit():
+        return config_for_depth(int(key[1:]), vocab_size, seq_len)
+    if key not in PRESETS:
+        raise ValueError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)} or a depth)")
+    return config_for_depth(PRESETS[key], vocab_size, seq_len)

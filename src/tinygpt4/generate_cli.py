@@ -1,0 +1,41 @@
+"""`tinygpt4 generate`: continue a text prompt with a trained checkpoint, streaming to stdout."""
+
+from __future__ import annotations
+
+import sys
+
+from tinygpt4.errors import UserError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("generate", help="generate text from a checkpoint",
+                       description="Continue --prompt with a checkpoint folder, streaming the text.")
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("--prompt", default="", help="text to continue (empty: start a new document)")
+    p.add_argument("--max-tokens", type=int, default=200)
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args) -> int:
+    from tinygpt4.checkpoint import load_model
+    from tinygpt4.engine import Engine
+    from tinygpt4.train.loop import resolve_device
+
+    if args.max_tokens < 1:
+        raise UserError("--max-tokens must be at least 1")
+    if args.temperature < 0:
+        raise UserError("--temperature must be >= 0")
+    model, tok = load_model(args.model_dir, device=str(resolve_device(args.device)))
+    prompt = [tok.bos_id] + tok.encode(args.prompt)
+    sys.stdout.write(args.prompt)
+    for piece in Engine(model, tok).stream(prompt, max_new_tokens=args.max_tokens, temperature=args.temperature,
+                                           top_k=args.top_k, top_p=args.top_p, seed=args.seed):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,303 @@
+"""The training loop every stage shares: AdamW, warmup + cosine decay, gradient accumulation, clipping,
+bf16 autocast, optional torch.compile, DDP under torchrun, log.jsonl, periodic validation, atomic
+checkpoints and exact resume (model, optimizer, schedule, RNG, data position)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+from typing import Protocol
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from tinygpt4.checkpoint import load_resume_state, save_model, save_resume_state
+from tinygpt4.tokenizer import Tokenizer, atomic_write_text
+
+
+class BatchSource(Protocol):
+    """Yields keyword batches for `model(**batch)` (which returns the loss); its position is restorable."""
+
+    def next(self) -> dict[str, torch.Tensor]: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 1000
+    lr: float = 3e-3
+    min_lr_frac: float = 0.1
+    warmup_steps: int = 20
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    eval_every: int = 100
+    save_every: int = 0  # 0: save only at the end
+    log_every: int = 10
+    dtype: str = "auto"  # auto | bf16 | fp32
+    compile: str = "auto"  # auto (CUDA only) | on | off
+    seed: int = 0
+    device: str = "auto"
+    quiet: bool = False
+
+
+# ---- hardware ---------------------------------------------------------------------------------------------
+
+@cache
+def cpu_has_bf16() -> bool:
+    """AMX or AVX-512 BF16: bf16 matmuls run natively, so autocast pays off on the CPU."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        if torch.cuda.is_available():
+            local = int(os.environ.get("LOCAL_RANK", 0))
+            return torch.device("cuda", local)
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "fp32":
+        return torch.float32
+    if dtype == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if cpu_has_bf16() else torch.float32
+
+
+def autocast(device: torch.device, dtype: torch.dtype):
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
+def hardware_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+# ---- distributed ------------------------------------------------------------------------------------------
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> Dist:
+    """Under torchrun: join the process group (NCCL on GPUs, gloo on CPU). Otherwise a single process."""
+    ws = int(os.environ.get("WORLD_SIZE", 1))
+    if ws <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+# ---- optimizer and schedule -------------------------------------------------------------------------------
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW; matrices decay, vectors (norms) and embeddings do not."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = device.type == "cuda"
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, fused=fused)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup, then cosine decay to min_lr_frac·lr. A pure function of the step, so resume needs no
+    scheduler state."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.max_steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    coeff = 0.5 * (1 + math.cos(math.pi * progress))
+    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * coeff)
+
+
+# ---- the loop ---------------------------------------------------------------------------------------------
+
+class JsonlLog:
+    def __init__(self, path: Path, enabled: bool):
+        self.path, self.enabled = path, enabled
+
+    def truncate_after(self, step: int) -> None:
+        """After a resume, drop lines logged past the checkpoint (those steps run again)."""
+        if not self.enabled or not self.path.exists():
+            return
+        keep = []
+        for line in self.path.read_text().splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= step:
+                    keep.append(line)
+            except json.JSONDecodeError:
+                continue
+        atomic_write_text(self.path, "".join(x + "\n" for x in keep))
+
+    def write(self, rec: dict) -> None:
+        if self.enabled:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(rec) + "\n")
+
+
+def train(
+    model: torch.nn.Module,
+    batches: BatchSource,
+    cfg: TrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    tokenizer: Tokenizer | None = None,
+    eval_fn: Callable[[torch.nn.Module], dict] | None = None,
+    resume: bool = False,
+    extra_config: dict | None = None,
+    summary_extra: dict | None = None,
+    dist_info: Dist | None = None,
+    flops_per_token: float | None = None,
+) -> dict:
+    """Train `model` (already on its device) and write a checkpoint folder. Returns the run summary."""
+    out = Path(out_dir)
+    d = dist_info or Dist()
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+    device = next(model.parameters()).device
+    dtype = resolve_dtype(cfg.dtype, device)
+    optimizer = make_optimizer(model, cfg, device)
+    log = JsonlLog(out / "log.jsonl", d.main)
+
+    step, tokens_seen, wall_before = 0, 0, 0.0
+    if resume:
+        state = load_resume_state(out, model, optimizer)
+        if state is not None:
+            step, tokens_seen, wall_before = state["step"], state["tokens"], state.get("wall_s", 0.0)
+            batches.load_state_dict(state["data"])
+            log.truncate_after(step)
+    elif d.main and (out / "log.jsonl").exists():
+        (out / "log.jsonl").unlink()
+
+    fwd = model
+    if cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda"):
+        fwd = torch.compile(model)
+    if d.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        fwd = DDP(fwd, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def save(final: bool) -> None:
+        if not d.main:
+            return
+        save_model(out, model, tokenizer, extra_config)
+        save_resume_state(out, model, optimizer, {
+            "step": step, "tokens": tokens_seen, "wall_s": wall_before + (time.time() - t0),
+            "data": batches.state_dict(), "train_config": asdict(cfg),
+        })
+
+    def evaluate() -> dict:
+        if eval_fn is None:
+            return {}
+        model.eval()
+        with torch.no_grad(), autocast(device, dtype):
+            res = eval_fn(model)
+        model.train()
+        return res
+
+    model.train()
+    t0 = time.time()
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=cfg.quiet or not d.main, dynamic_ncols=True,
+               unit="step", desc=out.name)
+    last_val: dict = {}
+    window_t, window_tok = time.time(), 0
+    while step < cfg.max_steps:
+        lr = lr_at(step, cfg)
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        loss_sum = 0.0
+        for micro in range(cfg.grad_accum):
+            batch = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v)
+                     for k, v in batches.next().items()}
+            sync = micro == cfg.grad_accum - 1 or d.world_size == 1
+            ctx = fwd.no_sync() if (d.world_size > 1 and not sync) else nullcontext()
+            with ctx, autocast(device, dtype):
+                loss = fwd(**batch) / cfg.grad_accum
+            loss.backward()
+            loss_sum += loss.item()
+            n_tok = int(batch["targets"].numel()) * d.world_size
+            tokens_seen += n_tok
+            window_tok += n_tok
+        if d.world_size > 1:
+            t = torch.tensor([loss_sum], device=device)
+            dist.all_reduce(t, op=dist.ReduceOp.AVG)
+            loss_sum = t.item()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+
+        if step % cfg.log_every == 0 or step == cfg.max_steps or step == 1:
+            now = time.time()
+            tps = window_tok / max(now - window_t, 1e-9)
+            window_t, window_tok = now, 0
+            rec = {"step": step, "loss": round(loss_sum, 5), "lr": lr, "grad_norm": round(float(gnorm), 4),
+                   "tokens": tokens_seen, "tok_per_s": round(tps, 1),
+                   "elapsed_s": round(wall_before + now - t0, 2)}
+            if flops_per_token:
+                rec["flops_per_s"] = tps * flops_per_token
+            log.write(rec)
+            bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tps:,.0f}", **_short(last_val))
+        bar.update(1)
+
+        if eval_fn is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
+            last_val = evaluate()
+            log.write({"step": step, **last_val})
+        if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
+            save(final=False)
+    bar.close()
+    if eval_fn is not None and not last_val:
+        last_val = evaluate()
+    wall = wall_before + time.time() - t0
+    save(final=True)
+    summary = {
+        "params": sum(p.numel() for p in model.parameters()),
+        "tokens": tokens_seen,
+        "flops": (flops_per_token or 0) * tokens_seen,
+        "wall_s": round(wall, 2),
+        "steps": step,
+        "final_val_loss": last_val.get("val_loss"),
+        "final_val_bpb": last_val.get("val_bpb"),
+        "device": hardware_name(device),
+        "dtype": str(dtype).replace("torch.", ""),
+        "world_size": d.world_size,
+        **(summary_extra or {}),
+    }
+    if d.main:
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def _short(val: dict) -> dict:
+    return {k: f"{v:.3f}" for k, v in val.items() if k == "val_loss" and isinstance(v, float)}
