@@ -350,8 +350,14 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, Any]]:
             i += 1
         return i
 
+    seen = [0, 1]  # (position, line there): positions only grow, so count newlines incrementally
+
     def line_of(i: int) -> int:
-        return text.count("\n", 0, i) + 1
+        if i < seen[0]:
+            return text.count("\n", 0, i) + 1
+        seen[1] += text.count("\n", seen[0], i)
+        seen[0] = i
+        return seen[1]
 
     i = skip_ws(0)
     if i >= n or text[i] != "[":
