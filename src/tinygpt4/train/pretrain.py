@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from tinygpt4.config import ModelConfig, model_preset
@@ -68,16 +69,29 @@ class PretrainBatches:
         self.it.load_state_dict(state)
 
 
-def make_val_fn(val_batches: list, tokens_per_byte: float):
-    """Mean validation loss (nats/token) and bits per byte over a fixed set of batches."""
+def make_val_fn(val_batches: list, bytes_per_token: float):
+    """Validation loss (nats per scored token, weighted across batches) and bits per byte, using the whole
+    split's bytes per scored token (the batches may cover only its beginning)."""
 
     def evaluate(model) -> dict:
         dev = next(model.parameters()).device
-        losses = [float(model(idx=x.to(dev), targets=y.to(dev))) for x, y in val_batches]
-        loss = sum(losses) / len(losses)
-        return {"val_loss": round(loss, 5), "val_bpb": round(loss / math.log(2) * tokens_per_byte, 5)}
+        total, count = 0.0, 0
+        for x, y in val_batches:
+            n = int((y >= 0).sum())
+            if n:
+                total += float(model(idx=x.to(dev), targets=y.to(dev))) * n
+                count += n
+        loss = total / max(count, 1)
+        return {"val_loss": round(loss, 5), "val_bpb": round(loss / math.log(2) / bytes_per_token, 5)}
 
     return evaluate
+
+
+def scored_bytes_per_token(cache) -> float:
+    """Bytes of text per predicted token in the validation split (predicting a BOS is not scored)."""
+    val = np.asarray(cache.val)
+    scored = len(val) - 1 - int((val[1:] == cache.bos_id).sum())
+    return cache.val_bytes / max(scored, 1)
 
 
 def resolve_model_config(cfg: PretrainConfig, vocab_size: int) -> ModelConfig:
@@ -118,8 +132,8 @@ def run_pretrain(cfg: PretrainConfig) -> dict:
         raise UserError(f"not enough training text: {len(cache.train)} tokens for sequences of {mc.seq_len}")
     it = PackedBatches(cache.train, batch_size, mc.seq_len, seed=cfg.seed, rank=dist_info.rank,
                        world_size=dist_info.world_size)
-    val = iter_val_batches(cache.val, batch_size, mc.seq_len)[: cfg.val_batches]
-    eval_fn = make_val_fn(val, len(cache.val) / max(cache.val_bytes, 1)) if val else None
+    val = iter_val_batches(cache.val, batch_size, mc.seq_len, bos_id=cache.bos_id, max_batches=cfg.val_batches)
+    eval_fn = make_val_fn(val, scored_bytes_per_token(cache)) if val else None
 
     model = build_model(mc, device=device, seed=cfg.seed)
     tc = TrainConfig(
