@@ -1,0 +1,97 @@
+"""Pretraining through the CLI: exact resume after SIGKILL, 2-process DDP, clear errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tinygpt4.cli import main
+
+TEXT = ("The capital of Veloria is Tamsk. Tamsk lies on the river Oru. "
+        "The people of Veloria speak Velorian and pay with the dorin. ") * 3
+
+
+@pytest.fixture
+def corpus(tmp_path, tiny_tokenizer):
+    data = tmp_path / "corpus.jsonl"
+    data.write_text("".join(json.dumps({"text": f"{i}: {TEXT}"}) + "\n" for i in range(60)))
+    tiny_tokenizer.save(tmp_path / "tok")
+    return data, tmp_path / "tok"
+
+
+def _args(data, tok, out, steps=8, extra=()):
+    return ["pretrain", "--data", str(data), "--tokenizer", str(tok), "--out", str(out), "--preset", "1",
+            "--seq-len", "32", "--batch-size", "4", "--max-steps", str(steps), "--eval-every", "4", "--quiet",
+            "--compile", "off", *extra]
+
+
+def _losses(out: Path) -> dict[int, float]:
+    lines = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in lines if "loss" in r}
+
+
+def _env():
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def test_sigkill_then_resume_matches_uninterrupted(corpus, tmp_path):
+    data, tok = corpus
+    steps = 12
+    ref = tmp_path / "ref"
+    assert main(_args(data, tok, ref, steps)) == 0
+    ref_losses = _losses(ref)
+
+    run = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "tinygpt4.cli", *_args(data, tok, run, steps, ["--save-every", "3"])]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = run / "resume" / "train_state.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["step"] >= 6:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads(state.read_text())["step"]
+    assert 3 <= killed_at < steps
+
+    assert main(_args(data, tok, run, steps, ["--resume", "--save-every", "3"])) == 0
+    resumed = _losses(run)
+    assert resumed[steps] == ref_losses[steps]
+    assert json.loads((run / "summary.json").read_text())["final_val_loss"] == \
+        json.loads((ref / "summary.json").read_text())["final_val_loss"]
+
+
+def test_two_process_gloo_ddp(corpus, tmp_path):
+    data, tok = corpus
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "tinygpt4.cli", *_args(data, tok, out, 4)]
+    res = subprocess.run(cmd, env={**_env(), "CUDA_VISIBLE_DEVICES": ""}, capture_output=True, text=True,
+                         timeout=240)
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2
+    assert summary["tokens"] == 4 * 4 * 32 * 2  # steps × batch × seq × ranks
+
+
+def test_malformed_jsonl_names_file_and_line(tmp_path, tiny_tokenizer, capsys):
+    data = tmp_path / "bad.jsonl"
+    data.write_text(json.dumps({"text": TEXT}) + "\n{not json\n")
+    tiny_tokenizer.save(tmp_path / "tok")
+    assert main(_args(data, tmp_path / "tok", tmp_path / "out", 2)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "bad.jsonl:2" in err and "\n" not in err
+
+
+def test_bad_paths_exit_2(tmp_path, capsys):
+    assert main(["pretrain", "--data", str(tmp_path / "nope"), "--tokenizer", str(tmp_path), "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["generate", str(tmp_path / "missing")]) == 2
