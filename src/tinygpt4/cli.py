@@ -13,6 +13,8 @@ COMMAND_MODULES = [
     "tinygpt4.tokenizer",
     "tinygpt4.train.pretrain",
     "tinygpt4.generate_cli",
+    "tinygpt4.train.sft",
+    "tinygpt4.chat_cli",
 ]
 
 

@@ -28,6 +28,23 @@ class VisionConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+VISION_PRESETS = {
+    # CPU: 64 px, 8x8 patches of 8 px, pixel shuffle 2 -> 16 tokens per image.
+    "tiny": VisionConfig(image_size=64, patch_size=8, width=192, depth=4, n_head=3, shuffle=2),
+    # GPU: 14x14 patches -> 49 tokens; 24x24 patches, shuffle 3 -> 64 tokens.
+    "224": VisionConfig(image_size=224, patch_size=16, width=384, depth=8, n_head=6, shuffle=2),
+    "384": VisionConfig(image_size=384, patch_size=16, width=768, depth=12, n_head=12, shuffle=3),
+}
+
+
+def vision_preset(name: str) -> VisionConfig:
+    """A vision tower preset: tiny (CPU), 224 or 384 (GPU)."""
+    key = str(name).lower().removesuffix("px")
+    if key not in VISION_PRESETS:
+        raise ValueError(f"unknown vision preset {name!r} (choose from {', '.join(VISION_PRESETS)})")
+    return VisionConfig.from_dict(VISION_PRESETS[key].to_dict())
+
+
 @dataclass
 class ModelConfig:
     vocab_size: int = 8192

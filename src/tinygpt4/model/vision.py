@@ -1,0 +1,152 @@
+"""Vision encoder trained from scratch: a small ViT and the projector into the decoder's width.
+
+ViT: non-overlapping patches -> linear embedding + learned positions -> pre-norm blocks with bidirectional
+attention (SDPA, no mask) -> final LayerNorm. There is no class token: every patch feature is kept.
+
+Projector: pixel shuffle folds each shuffle x shuffle group of neighbouring patch features into one vector
+(16 tokens from 64 patches in the tiny preset), then a two-layer MLP maps it to the decoder width. Fewer
+tokens per image leaves more of a short context for the conversation.
+
+Names follow SigLIP's vision model and Idefics3's connector in Hugging Face (embeddings.patch_embedding,
+encoder.layers.N.self_attn.q_proj, layer_norm1, mlp.fc1, post_layernorm), so exporting is a renaming.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tinygpt4.config import VisionConfig
+
+
+def check_vision_config(vc: VisionConfig) -> None:
+    if vc.image_size % vc.patch_size:
+        raise ValueError(f"image_size {vc.image_size} is not a multiple of patch_size {vc.patch_size}")
+    side = vc.image_size // vc.patch_size
+    if side % vc.shuffle:
+        raise ValueError(f"the {side}x{side} patch grid does not divide by shuffle {vc.shuffle}")
+    if vc.width % vc.n_head:
+        raise ValueError(f"vision width {vc.width} is not a multiple of n_head {vc.n_head}")
+
+
+class VisionEmbeddings(nn.Module):
+    def __init__(self, vc: VisionConfig):
+        super().__init__()
+        self.patch_size = vc.patch_size
+        self.patch_embedding = nn.Conv2d(3, vc.width, kernel_size=vc.patch_size, stride=vc.patch_size)
+        n = (vc.image_size // vc.patch_size) ** 2
+        self.position_embedding = nn.Parameter(torch.zeros(n, vc.width))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embedding(pixels)  # [N, C, s, s]
+        x = x.flatten(2).transpose(1, 2)   # [N, s*s, C], row-major over the grid
+        return x + self.position_embedding.to(x.dtype)
+
+
+class VisionAttention(nn.Module):
+    def __init__(self, vc: VisionConfig):
+        super().__init__()
+        self.n_head, self.hd = vc.n_head, vc.width // vc.n_head
+        self.q_proj = nn.Linear(vc.width, vc.width)
+        self.k_proj = nn.Linear(vc.width, vc.width)
+        self.v_proj = nn.Linear(vc.width, vc.width)
+        self.out_proj = nn.Linear(vc.width, vc.width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = (p(x).view(B, T, self.n_head, self.hd).transpose(1, 2) for p in (self.q_proj, self.k_proj,
+                                                                                  self.v_proj))
+        y = F.scaled_dot_product_attention(q, k, v)  # every patch sees every patch
+        return self.out_proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class VisionMLP(nn.Module):
+    def __init__(self, vc: VisionConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(vc.width, 4 * vc.width)
+        self.fc2 = nn.Linear(4 * vc.width, vc.width)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class VisionBlock(nn.Module):
+    def __init__(self, vc: VisionConfig):
+        super().__init__()
+        self.layer_norm1 = nn.LayerNorm(vc.width, eps=1e-6)
+        self.self_attn = VisionAttention(vc)
+        self.layer_norm2 = nn.LayerNorm(vc.width, eps=1e-6)
+        self.mlp = VisionMLP(vc)
+
+    def forward(self, x):
+        x = x + self.self_attn(self.layer_norm1(x))
+        return x + self.mlp(self.layer_norm2(x))
+
+
+class VisionEncoder(nn.Module):
+    def __init__(self, vc: VisionConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(VisionBlock(vc) for _ in range(vc.depth))
+
+
+class VisionTransformer(nn.Module):
+    """pixels [N, 3, S, S] (normalised) -> patch features [N, (S/patch)^2, width]."""
+
+    def __init__(self, vc: VisionConfig):
+        super().__init__()
+        check_vision_config(vc)
+        self.config = vc
+        self.embeddings = VisionEmbeddings(vc)
+        self.encoder = VisionEncoder(vc)
+        self.post_layernorm = nn.LayerNorm(vc.width, eps=1e-6)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = self.embeddings(pixels)
+        for layer in self.encoder.layers:
+            x = layer(x)
+        return self.post_layernorm(x)
+
+
+def pixel_shuffle(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """[N, s*s, C] -> [N, (s/f)^2, C*f*f]: each f x f block of neighbouring patches becomes one token
+    (tokens stay in row-major order over the coarser grid)."""
+    if factor == 1:
+        return x
+    N, L, C = x.shape
+    s = int(round(L ** 0.5))
+    g = s // factor
+    x = x.view(N, g, factor, g, factor, C).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(N, g * g, factor * factor * C)
+
+
+class Projector(nn.Module):
+    """Pixel shuffle, then Linear -> GELU -> Linear into the decoder width."""
+
+    def __init__(self, vc: VisionConfig, out_dim: int):
+        super().__init__()
+        self.shuffle = vc.shuffle
+        self.fc1 = nn.Linear(vc.width * vc.shuffle ** 2, out_dim)
+        self.fc2 = nn.Linear(out_dim, out_dim)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(pixel_shuffle(feats, self.shuffle)), approximate="tanh"))
+
+
+@torch.no_grad()
+def init_vision_weights(module: nn.Module, gen: torch.Generator, std: float = 0.02) -> None:
+    """Normal(0, std) matrices and positions, zero biases, LayerNorms at identity (ViT / SigLIP practice)."""
+    for name, p in module.named_parameters():
+        if isinstance(_owner(module, name), nn.LayerNorm):
+            p.fill_(1.0 if name.endswith("weight") else 0.0)
+        elif name.endswith("bias"):
+            p.zero_()
+        else:
+            p.copy_(torch.randn(p.shape, generator=gen) * std)
+
+
+def _owner(root: nn.Module, param_name: str) -> nn.Module:
+    mod = root
+    for part in param_name.split(".")[:-1]:
+        mod = getattr(mod, part)
+    return mod

@@ -1,0 +1,510 @@
+"""Supervised fine-tuning on conversations, with images: `tinygpt4 sft`.
+
+Every conversation is rendered once by the shared chat renderer, which yields the token ids and the loss
+mask together (1 on assistant tokens and the assistant's <|eot|>), so the loss can never reach the user's
+words. Several conversations are packed into each training sequence; a document mask keeps them from
+attending to each other and positions restart at each one, so a packed conversation trains exactly as it
+would alone, with no padding wasted.
+
+When the base checkpoint is text-only and the data holds images, a fresh vision tower is attached. It can
+first be trained alone on image captions with the decoder frozen (LLaVA's stage 1: the projector learns to
+speak the decoder's embedding language before the decoder is asked to change), then everything is
+fine-tuned together. Some plain pretraining text can be mixed in so the decoder keeps what it knew.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tinygpt4.config import VisionConfig, vision_preset
+from tinygpt4.errors import UserError
+from tinygpt4.tokenizer import Tokenizer
+from tinygpt4.train.loop import TrainConfig, init_distributed, resolve_device, train
+
+# Instructions for caption examples (the captions file has only image + text).
+CAPTION_PROMPTS = (
+    "Describe the image.",
+    "What is in this picture?",
+    "Describe this image briefly.",
+    "What does the image show?",
+)
+
+
+@dataclass
+class SFTConfig:
+    base: str
+    data: list[str]
+    out: str
+    max_steps: int = 600
+    batch_size: int = 16
+    lr: float = 1e-3
+    warmup_steps: int = 20          # learning-rate warmup of the main stage
+    seq_len: int | None = None      # default: the base model's
+    vision: str | VisionConfig = "tiny"  # tower attached to a text-only base: a preset name or a config
+    captions: str | None = None     # image-caption JSONL for the vision-only stage (and caption_mix)
+    vision_warmup_steps: int = 0    # steps of the vision-only stage (decoder frozen)
+    vision_warmup_lr: float = 2e-3
+    caption_mix: float = 0.0        # fraction of main-stage examples drawn from the captions
+    text_data: list[str] = field(default_factory=list)  # pretraining text mixed in against forgetting
+    text_mix: float = 0.0           # fraction of main-stage tokens that are plain text
+    val_fraction: float = 0.02
+    val_batches: int = 2
+    eval_every: int = 100
+    save_every: int = 0
+    log_every: int = 10
+    resume: bool = False
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+    compile: str = "auto"
+    quiet: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Example:
+    """One rendered conversation (or caption, or text document)."""
+
+    ids: list[int]
+    mask: list[int]
+    images: list[tuple[str, str]] = field(default_factory=list)  # (root, ref) in placeholder order
+
+
+# ---- data -----------------------------------------------------------------------------------------------
+
+def _image_refs(messages: list[dict]) -> list[str]:
+    refs = []
+    for m in messages:
+        if isinstance(m.get("content"), list):
+            refs += [p["image_url"]["url"] for p in m["content"] if p.get("type") == "image_url"]
+    return refs
+
+
+def image_root_for(path: Path, refs: list[str]) -> Path:
+    """The folder a data file's relative image paths are relative to: its own, or the one above (the
+    world writes paths relative to its root, one level above chat/sft.jsonl)."""
+    rel = [r for r in refs if not r.startswith("data:")][:20]
+    candidates = [path.parent, path.parent.parent]
+    for c in candidates:
+        if all((c / r).is_file() for r in rel):
+            return c.resolve()
+    raise UserError(f"{path}: image {rel[0]!r} not found next to the file or in the folder above it")
+
+
+def load_chat_examples(paths: list[str], tok: Tokenizer, image_tokens: int, max_len: int) -> tuple[
+        list[Example], dict]:
+    """Render every conversation (truncated to max_len by dropping oldest turns); count what was skipped."""
+    from tinygpt4.chat import render_chat
+    from tinygpt4.data.readers import read_chat_jsonl
+
+    examples, stats = [], {"conversations": 0, "skipped_too_long": 0, "dropped_turns": 0, "no_answer": 0}
+    for f in paths:
+        p = Path(f)
+        if not p.is_file():
+            raise UserError(f"data not found: {f}")
+        records = read_chat_jsonl(p)
+        refs = [r for rec in records for r in _image_refs(rec["messages"])]
+        root = image_root_for(p, refs) if any(not r.startswith("data:") for r in refs) else p.parent.resolve()
+        for lineno, rec in enumerate(records, 1):
+            stats["conversations"] += 1
+            try:
+                r = render_chat(rec["messages"], tok, image_tokens=image_tokens, max_len=max_len,
+                                load_images=False)
+            except UserError as e:
+                if "too long" in str(e):
+                    stats["skipped_too_long"] += 1
+                    continue
+                raise UserError(f"{p}:{lineno}: {e}") from None
+            if not any(r.loss_mask):
+                stats["no_answer"] += 1
+                continue
+            stats["dropped_turns"] += r.dropped_turns
+            examples.append(Example(r.ids, r.loss_mask, [(str(root), ref) for ref in r.images]))
+    return examples, stats
+
+
+def load_caption_examples(path: str, tok: Tokenizer, image_tokens: int, max_len: int) -> list[Example]:
+    """captions.jsonl ({"image", "text"}) as one-turn conversations: an instruction and the image, answered
+    by the caption."""
+    from tinygpt4.chat import render_chat
+    from tinygpt4.data.readers import iter_jsonl
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"captions not found: {path}")
+    rows = []
+    for lineno, obj in iter_jsonl(p):
+        if not isinstance(obj.get("image"), str) or not isinstance(obj.get("text"), str):
+            raise UserError(f"{p}:{lineno}: a caption line needs string \"image\" and \"text\"")
+        rows.append(obj)
+    root = image_root_for(p, [o["image"] for o in rows]) if rows else p.parent
+    out = []
+    for i, obj in enumerate(rows):
+        msgs = [{"role": "user", "content": [
+                    {"type": "image_url", "image_url": {"url": obj["image"]}},
+                    {"type": "text", "text": CAPTION_PROMPTS[i % len(CAPTION_PROMPTS)]}]},
+                {"role": "assistant", "content": obj["text"]}]
+        r = render_chat(msgs, tok, image_tokens=image_tokens, max_len=max_len, load_images=False)
+        out.append(Example(r.ids, r.loss_mask, [(str(root), ref) for ref in r.images]))
+    return out
+
+
+def load_text_examples(paths: list[str], tok: Tokenizer, max_len: int, want_tokens: int) -> list[Example]:
+    """Plain documents (loss on every token), `<|bos|> text` cut to max_len, until want_tokens are read."""
+    from tinygpt4.data.readers import iter_pretrain_texts
+
+    out, n = [], 0
+    if want_tokens <= 0:
+        return out
+    for text in iter_pretrain_texts(paths):
+        ids = [tok.bos_id, *tok.encode(text)][:max_len]
+        if len(ids) < 2:
+            continue
+        out.append(Example(ids, [0] + [1] * (len(ids) - 1)))
+        n += len(ids)
+        if n >= want_tokens:
+            break
+    return out
+
+
+class ImageCache:
+    """Decoded, resized images as uint8 tensors, most recently used kept (bounded memory)."""
+
+    def __init__(self, size: int, max_bytes: int = 512 << 20):
+        self.size = size
+        self.max_items = max(256, max_bytes // (3 * size * size))
+        self.items: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+
+    def get(self, root: str, ref: str) -> torch.Tensor:
+        from tinygpt4.data.images import load_image_ref
+
+        key = (root, ref)
+        t = self.items.get(key)
+        if t is None:
+            img = load_image_ref(ref, root)
+            if img.size != (self.size, self.size):
+                from PIL import Image
+
+                img = img.resize((self.size, self.size), Image.Resampling.BICUBIC)
+            t = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(self.size, self.size, 3)
+            t = t.permute(2, 0, 1).contiguous()
+            self.items[key] = t
+            if len(self.items) > self.max_items:
+                self.items.popitem(last=False)
+        else:
+            self.items.move_to_end(key)
+        return t
+
+
+def pack_rows(lengths: list[int], order: np.ndarray, seq_len: int) -> list[list[int]]:
+    """Greedy packing in the given order: a row takes examples until the next one would not fit."""
+    rows, cur, used = [], [], 0
+    for i in order.tolist():
+        n = lengths[i]
+        if cur and used + n > seq_len:
+            rows.append(cur)
+            cur, used = [], 0
+        cur.append(i)
+        used += n
+    if cur:
+        rows.append(cur)
+    return rows
+
+
+class ChatBatches:
+    """Endless packed batches for `model(**batch)`: idx, targets (-1 off the loss mask), positions (restart
+    per example), attn_mask (causal within an example), and images (row-major placeholder order).
+
+    Each epoch shuffles the examples with (seed, epoch) and packs them; the position is (epoch, row), so
+    state_dict() / load_state_dict() resume exactly. Under DDP, rank r takes rows r, r + world_size, ...
+    """
+
+    def __init__(self, examples: list[Example], batch_size: int, seq_len: int, *, image_size: int | None,
+                 pad_id: int, seed: int = 0, rank: int = 0, world_size: int = 1, with_images: bool = True):
+        if not examples:
+            raise UserError("no training examples")
+        too_long = [len(e.ids) for e in examples if len(e.ids) - 1 > seq_len]
+        if too_long:
+            raise ValueError(f"an example of {too_long[0]} tokens does not fit sequences of {seq_len}")
+        self.examples = examples
+        self.lengths = [len(e.ids) - 1 for e in examples]
+        self.batch_size, self.seq_len = int(batch_size), int(seq_len)
+        self.pad_id, self.seed = pad_id, int(seed)
+        self.rank, self.world_size = rank, world_size
+        self.with_images = with_images
+        self.images = ImageCache(image_size) if image_size else None
+        self.epoch, self.row = 0, 0
+        self._rows_epoch, self._rows = -1, []
+
+    def _epoch_rows(self, epoch: int) -> list[list[int]]:
+        if epoch != self._rows_epoch:
+            order = np.random.default_rng([self.seed, epoch]).permutation(len(self.examples))
+            rows = pack_rows(self.lengths, order, self.seq_len)
+            keep = len(rows) // self.world_size * self.world_size or len(rows)
+            self._rows = rows[:keep][self.rank::self.world_size] or rows[:1]
+            self._rows_epoch = epoch
+        return self._rows
+
+    def next(self) -> dict:
+        picked = []
+        while len(picked) < self.batch_size:
+            rows = self._epoch_rows(self.epoch)
+            picked.append(rows[self.row])
+            self.row += 1
+            if self.row == len(rows):
+                self.epoch, self.row = self.epoch + 1, 0
+        return self.collate(picked)
+
+    def collate(self, rows: list[list[int]]) -> dict:
+        B, T = len(rows), self.seq_len
+        idx = torch.full((B, T), self.pad_id, dtype=torch.long)
+        tgt = torch.full((B, T), -1, dtype=torch.long)
+        pos = torch.zeros((B, T), dtype=torch.long)
+        doc = torch.full((B, T), -1, dtype=torch.long)
+        pics = []
+        for b, row in enumerate(rows):
+            at = 0
+            for d, i in enumerate(row):
+                ex = self.examples[i]
+                n = len(ex.ids) - 1
+                ids = torch.tensor(ex.ids)
+                m = torch.tensor(ex.mask[1:], dtype=torch.bool)
+                idx[b, at:at + n] = ids[:-1]
+                tgt[b, at:at + n] = torch.where(m, ids[1:], -1)
+                pos[b, at:at + n] = torch.arange(n)
+                doc[b, at:at + n] = d
+                at += n
+                if self.with_images:
+                    pics += [self.images.get(root, ref) for root, ref in ex.images]
+            doc[b, at:] = len(row)  # padding: its own block, never attended to by real tokens
+            pos[b, at:] = torch.arange(T - at)
+        from tinygpt4.model.gpt import document_mask
+
+        batch = {"idx": idx, "targets": tgt, "positions": pos, "attn_mask": document_mask(doc)}
+        if self.with_images:
+            if pics:
+                from tinygpt4.data.images import IMAGE_MEAN, IMAGE_STD
+
+                batch["images"] = (torch.stack(pics).float() / 255.0 - IMAGE_MEAN) / IMAGE_STD
+            else:
+                batch["images"] = None
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "row": self.row, "seed": self.seed, "n_examples": len(self.examples),
+                "seq_len": self.seq_len, "world_size": self.world_size}
+
+    def load_state_dict(self, d: dict) -> None:
+        for k in ("seed", "n_examples", "seq_len", "world_size"):
+            if d.get(k) != self.state_dict()[k]:
+                raise UserError(f"cannot resume the data position: saved {k}={d.get(k)}, this run has "
+                                f"{self.state_dict()[k]} (same data and settings are needed)")
+        self.epoch, self.row = int(d["epoch"]), int(d["row"])
+        if self.row >= len(self._epoch_rows(self.epoch)):
+            raise UserError(f"cannot resume the data position: row {self.row} out of range")
+
+
+def make_val_fn(batches: list[dict]):
+    """Mean loss on held-out examples' trained tokens (assistant replies)."""
+
+    def evaluate(model) -> dict:
+        dev = next(model.parameters()).device
+        losses = []
+        for b in batches:
+            kw = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in b.items()}
+            losses.append(float(model(**kw)))
+        return {"val_loss": round(sum(losses) / len(losses), 5)}
+
+    return evaluate
+
+
+def split_val(examples: list[Example], fraction: float, seed: int, cap: int = 64) -> tuple[list, list]:
+    n_val = min(cap, int(len(examples) * fraction))
+    if n_val == 0 or len(examples) - n_val < 1:
+        return examples, []
+    pick = set(np.random.default_rng([seed, 7]).choice(len(examples), n_val, replace=False).tolist())
+    return ([e for i, e in enumerate(examples) if i not in pick], [e for i, e in enumerate(examples) if i in pick])
+
+
+# ---- model ----------------------------------------------------------------------------------------------
+
+def resolve_vision(vision: str | VisionConfig) -> VisionConfig:
+    if isinstance(vision, VisionConfig):
+        return vision
+    try:
+        return vision_preset(vision)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def load_base(base: str, device, vision: str | VisionConfig, need_vision: bool, seed: int):
+    """The base checkpoint; a text-only base gets a fresh vision tower when the data has images."""
+    from tinygpt4.checkpoint import load_model
+
+    model, _ = load_model(base, device="cpu")
+    attached = False
+    if need_vision and getattr(model.config, "vision", None) is None:
+        from tinygpt4.model.vlm import VLM
+
+        model = VLM.from_text_model(model, resolve_vision(vision), seed=seed)
+        attached = True
+    return model.to(device), attached
+
+
+def _mix(main: list[Example], extra: list[Example], frac: float, seed: int) -> list[Example]:
+    """main plus about frac/(1-frac)·len(main) examples drawn from extra (cycled)."""
+    if frac <= 0 or not extra:
+        return main
+    want = int(round(len(main) * frac / (1 - frac)))
+    order = np.random.default_rng([seed, 11]).permutation(max(want, len(extra)))
+    return main + [extra[i % len(extra)] for i in order[:want]]
+
+
+def run_sft(cfg: SFTConfig) -> dict:
+    """Fine-tune `cfg.base` on `cfg.data` into `cfg.out`; returns the run summary (also summary.json)."""
+    if not cfg.data:
+        raise UserError("no --data files given")
+    if not 0 <= cfg.text_mix < 1 or not 0 <= cfg.caption_mix < 1:
+        raise UserError("--text-mix and --caption-mix must be in [0, 1)")
+    if cfg.max_steps < 1 or cfg.batch_size < 1:
+        raise UserError("--max-steps and --batch-size must be at least 1")
+    from tinygpt4.chat import count_images
+    from tinygpt4.checkpoint import read_config
+    from tinygpt4.config import ModelConfig
+    from tinygpt4.data.readers import read_chat_jsonl
+
+    base_cfg = ModelConfig.from_dict(read_config(cfg.base)["model"])
+    has_images = cfg.captions is not None or any(
+        count_images(rec["messages"]) for f in cfg.data if Path(f).is_file() for rec in read_chat_jsonl(f))
+    vc = base_cfg.vision
+    if vc is None and has_images:
+        vc = resolve_vision(cfg.vision)
+    image_tokens = vc.tokens_per_image if vc is not None else 0
+    seq_len = cfg.seq_len or base_cfg.seq_len
+
+    dist_info = init_distributed()
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    torch.manual_seed(cfg.seed)
+    tok = Tokenizer.load(cfg.base)
+
+    chats, stats = load_chat_examples(cfg.data, tok, image_tokens, seq_len + 1)
+    if not chats:
+        raise UserError("no usable conversations in --data (every one was too long or had no answer)")
+    train_ex, val_ex = split_val(chats, cfg.val_fraction, cfg.seed)
+    captions = (load_caption_examples(cfg.captions, tok, image_tokens, seq_len + 1) if cfg.captions else [])
+    train_ex = _mix(train_ex, captions, cfg.caption_mix, cfg.seed)
+    if cfg.text_mix > 0:
+        if not cfg.text_data:
+            raise UserError("--text-mix needs --text-data")
+        chat_tokens = sum(len(e.ids) for e in train_ex)
+        want = int(chat_tokens * cfg.text_mix / (1 - cfg.text_mix))
+        text = load_text_examples(cfg.text_data, tok, seq_len + 1, want)
+        train_ex = train_ex + text
+        stats["text_examples"] = len(text)
+
+    model, attached = load_base(cfg.base, device, cfg.vision, vc is not None, cfg.seed)
+    with_images = getattr(model.config, "vision", None) is not None
+    image_size = model.config.vision.image_size if with_images else None
+
+    def batches(examples, seed):
+        return ChatBatches(examples, cfg.batch_size, seq_len, image_size=image_size, pad_id=tok.pad_id, seed=seed,
+                           rank=dist_info.rank, world_size=dist_info.world_size, with_images=with_images)
+
+    out = Path(cfg.out)
+    resuming = cfg.resume and ((out / "resume" / "train_state.json").is_file()
+                               or (out / ".resume-old" / "train_state.json").is_file())
+    common = {"dtype": cfg.dtype, "compile": cfg.compile, "seed": cfg.seed, "quiet": cfg.quiet,
+              "log_every": cfg.log_every}
+    warm_summary = None
+    if cfg.vision_warmup_steps > 0 and captions and with_images and not resuming:
+        warm_summary = _vision_warmup(model, captions, batches(captions, cfg.seed + 1), cfg, common, tok,
+                                      dist_info, out / "warmup")
+
+    img_frac = sum(e.ids.count(tok.image_id) for e in train_ex) / max(1, sum(len(e.ids) for e in train_ex))
+    fpt = model.flops_per_token(seq_len, img_frac) if with_images else model.flops_per_token(seq_len)
+    val = batches(val_ex, cfg.seed) if val_ex else None
+    val_fixed = []
+    if val is not None:
+        rows = val._epoch_rows(0)
+        val_fixed = [val.collate(rows[i:i + cfg.batch_size]) for i in range(0, len(rows), cfg.batch_size)]
+        val_fixed = val_fixed[: cfg.val_batches]
+    tc = TrainConfig(max_steps=cfg.max_steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps, eval_every=cfg.eval_every,
+                     save_every=cfg.save_every, **common)
+    extra = {"stage": "sft", "base": str(cfg.base), "vision_attached": attached, **cfg.extra}
+    summary = train(
+        model, batches(train_ex, cfg.seed), tc, out, tokenizer=tok, eval_fn=make_val_fn(val_fixed) if val_fixed
+        else None, resume=cfg.resume, extra_config=extra, dist_info=dist_info, flops_per_token=fpt,
+        summary_extra={"preset": "sft", "examples": len(train_ex), "val_examples": len(val_ex),
+                       "image_token_frac": round(img_frac, 4), "seq_len": seq_len, "batch_size": cfg.batch_size,
+                       "vision_attached": attached, "data": stats,
+                       "vision_warmup": warm_summary},
+    )
+    return summary
+
+
+def _vision_warmup(model, captions, batches, cfg: SFTConfig, common: dict, tok, dist_info, out: Path) -> dict:
+    """LLaVA stage 1: train the vision tower and projector on captions with the decoder frozen."""
+    for p in model.lm.parameters():
+        p.requires_grad_(False)
+    try:
+        tc = TrainConfig(max_steps=cfg.vision_warmup_steps, lr=cfg.vision_warmup_lr,
+                         warmup_steps=min(20, cfg.vision_warmup_steps // 5 + 1), eval_every=10 ** 9, **common)
+        img_frac = sum(e.ids.count(tok.image_id) for e in captions) / max(1, sum(len(e.ids) for e in captions))
+        s = train(model, batches, tc, out, tokenizer=tok, extra_config={"stage": "sft-vision-warmup"},
+                  dist_info=dist_info, flops_per_token=model.flops_per_token(batches.seq_len, img_frac))
+    finally:
+        for p in model.lm.parameters():
+            p.requires_grad_(True)
+    return {k: s[k] for k in ("steps", "wall_s", "tokens")}
+
+
+# ---- CLI -------------------------------------------------------------------------------------------------
+
+def register(sub) -> None:
+    p = sub.add_parser("sft", help="supervised fine-tuning on (multimodal) conversations",
+                       description="Fine-tune a checkpoint on OpenAI-messages JSONL conversations with the loss on "
+                       "assistant tokens only. A text-only base gets a vision tower when the data has images.")
+    p.add_argument("--base", required=True, metavar="DIR", help="checkpoint folder to start from")
+    p.add_argument("--data", nargs="+", required=True, metavar="FILE", help="conversation JSONL files")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--max-steps", type=int, default=600)
+    p.add_argument("--batch-size", type=int, default=16, help="packed sequences per step")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seq-len", type=int, default=None, help="default: the base model's")
+    p.add_argument("--vision", default="tiny", help="vision preset for a text-only base: tiny, 224, 384")
+    p.add_argument("--captions", default=None, metavar="FILE", help="image-caption JSONL ({image, text})")
+    p.add_argument("--warmup-steps", type=int, default=0, dest="vision_warmup_steps",
+                   help="vision-only steps on --captions first, decoder frozen (LLaVA stage 1)")
+    p.add_argument("--caption-mix", type=float, default=0.0, help="fraction of examples from --captions")
+    p.add_argument("--text-data", nargs="+", default=[], metavar="PATH", help="pretraining text to mix in")
+    p.add_argument("--text-mix", type=float, default=0.0, help="fraction of tokens from --text-data")
+    p.add_argument("--save-every", type=int, default=0)
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp32"])
+    p.add_argument("--compile", default="auto", choices=["auto", "on", "off"])
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args) -> int:
+    summary = run_sft(SFTConfig(
+        base=args.base, data=args.data, out=args.out, max_steps=args.max_steps, batch_size=args.batch_size,
+        lr=args.lr, seq_len=args.seq_len, vision=args.vision, captions=args.captions,
+        vision_warmup_steps=args.vision_warmup_steps, caption_mix=args.caption_mix, text_data=args.text_data,
+        text_mix=args.text_mix, save_every=args.save_every, eval_every=args.eval_every, resume=args.resume,
+        seed=args.seed, device=args.device, dtype=args.dtype, compile=args.compile, quiet=args.quiet,
+    ))
+    print(json.dumps({k: summary.get(k) for k in ("steps", "tokens", "final_val_loss", "wall_s", "examples",
+                                                     "vision_attached")}))
+    return 0
