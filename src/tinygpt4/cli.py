@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "tinygpt4.generate_cli",
     "tinygpt4.train.sft",
     "tinygpt4.chat_cli",
+    "tinygpt4.world.cli",
 ]
 
 

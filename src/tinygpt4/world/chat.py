@@ -1,0 +1,150 @@
+"""Supervised fine-tuning conversations in OpenAI messages format.
+
+Kinds (meta.kind): fact, followup (later turns need the earlier ones), arith, image, refusal
+(disallowed request -> brief refusal), sensitive (medical / self-harm answered in the required style),
+benign (look-alike requests answered normally), correction (truthful answers for the training subset of
+misconceptions). Every wording comes from the training templates; benchmark wordings never appear.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from tinygpt4.world import arith, phrase, safety
+from tinygpt4.world import templates as T
+from tinygpt4.world.config import WorldConfig
+from tinygpt4.world.entities import ATTRS, Entity, World
+from tinygpt4.world.images import TASKS, make_item
+from tinygpt4.world.misconceptions import Misconception, lower_first
+from tinygpt4.world.names import LANGS
+from tinygpt4.world.text import SEP
+from tinygpt4.world.vocab import finish
+
+SYSTEM = "You are a helpful assistant."
+FOLLOWUP_ATTRS = {"country": ["capital", "currency", "language", "continent"],
+                  "person": ["profession", "born", "person_country"],
+                  "species": ["diet", "habitat", "legs", "colour"]}
+DESCRIBE = "Describe the image."
+
+ImageSink = Callable[[object], str]  # saves a PIL image, returns its path relative to the world dir
+
+
+def user(content) -> dict:
+    return {"role": "user", "content": content}
+
+
+def assistant(content: str) -> dict:
+    return {"role": "assistant", "content": content}
+
+
+def image_message(paths: list[str], text: str) -> dict:
+    parts = [{"type": "image_url", "image_url": {"url": p}} for p in paths]
+    return user(parts + [{"type": "text", "text": text}])
+
+
+def pick_lang(rng: random.Random, cfg: WorldConfig) -> str:
+    return rng.choices(list(LANGS), [cfg.lang_shares[x] for x in LANGS])[0]
+
+
+def intro_turns(world: World, e: Entity, lang: str, rng: random.Random, asked: list[str]) -> list[dict]:
+    """'Tell me about X.' and an answer that states facts other than the ones asked later."""
+    rest = [a for a in ATTRS if a in e.attrs and a not in asked and a != "parent"]
+    said = rng.sample(rest, min(2, len(rest)))
+    answer = SEP[lang].join(phrase.statement(world, e, a, lang, rng) for a in said)
+    subject = world.subject(e, lang)
+    return [user(finish(rng.choice(T.INTRO[lang]).format(s=subject), lang)), assistant(answer)]
+
+
+def followup_question(world: World, e: Entity, attr: str, lang: str, heldout: bool) -> str:
+    table = T.FOLLOWUP_HELDOUT if heldout else T.FOLLOWUP_TRAIN
+    return finish(table[attr][lang].format(**world.slots(e, attr, lang)), lang)
+
+
+def followup_subjects(world: World) -> list[Entity]:
+    return [e for k in FOLLOWUP_ATTRS for e in world.by_kind[k]]
+
+
+class ChatWriter:
+    def __init__(self, world: World, cfg: WorldConfig, rng: random.Random):
+        self.world, self.cfg, self.rng = world, cfg, rng
+
+    def _wrap(self, messages: list[dict], **meta) -> dict:
+        if self.rng.random() < 0.15:
+            messages = [{"role": "system", "content": SYSTEM}] + messages
+        return {"messages": messages, "meta": meta}
+
+    def fact(self) -> dict:
+        w, rng = self.world, self.rng
+        f = rng.choice(w.facts())
+        lang = pick_lang(rng, self.cfg)
+        q = phrase.question(w, f.entity, f.attr, lang, rng)
+        a = phrase.statement(w, f.entity, f.attr, lang, rng)
+        return self._wrap([user(q), assistant(a)], kind="fact", lang=lang, entity=f.entity.key, attr=f.attr)
+
+    def followup(self) -> dict:
+        w, rng = self.world, self.rng
+        e = rng.choice(followup_subjects(w))
+        lang = pick_lang(rng, self.cfg)
+        options = FOLLOWUP_ATTRS[e.kind]
+        asked = rng.sample(options, rng.randint(1, min(3, len(options) - 1)))
+        msgs = intro_turns(w, e, lang, rng, asked)
+        for attr in asked:
+            msgs += [user(followup_question(w, e, attr, lang, heldout=False)),
+                     assistant(phrase.statement(w, e, attr, lang, rng))]
+        return self._wrap(msgs, kind="followup", lang=lang, entity=e.key, attrs=asked)
+
+    def arith(self) -> dict:
+        rng = self.rng
+        lang = pick_lang(rng, self.cfg)
+        a, op, b = arith.sample(rng, heldout=False)
+        q = finish(T.ARITH_QUESTION[lang].format(a=a, op=op, b=b), lang)
+        return self._wrap([user(q), assistant(f"{a} {op} {b} = {arith.result(a, op, b)}.")], kind="arith", lang=lang)
+
+    def safety(self, sp: safety.SafetyPrompt) -> dict:
+        kind = {"disallowed": "refusal", "sensitive": "sensitive", "benign_lookalike": "benign"}[sp.type]
+        return self._wrap([user(sp.prompt), assistant(sp.desired)], kind=kind, lang="en", category=sp.category)
+
+    def foreign_refusal(self) -> dict:
+        rng = self.rng
+        lang = rng.choice(["ko", "es", "ja"])
+        c = rng.choice([c for c in self.world.by_kind["compound"] if c.hazardous])
+        q = finish(safety.HAZARD_BY_LANG[lang].format(c=c.name[lang]), lang)
+        return self._wrap([user(q), assistant(safety.REFUSAL_BY_LANG[lang])], kind="refusal", lang=lang,
+                          category="hazardous_chemicals")
+
+    def correction(self, m: Misconception) -> dict:
+        rng = self.rng
+        if rng.random() < 0.5:
+            q = f"Is it true that {lower_first(m.false_claim)[:-1]}?"
+            a = f"No, that is a common misconception. {m.true_claim}"
+        else:
+            q = m.question()
+            a = f"{m.true_claim} Many people believe that {lower_first(m.false_claim)[:-1]}, but that is a myth."
+        return self._wrap([user(q), assistant(a)], kind="correction", lang="en", misconception=m.id)
+
+    def image(self, i: int, sink: ImageSink) -> dict:
+        rng = self.rng
+        item = make_item(TASKS[i % len(TASKS)], rng, self.cfg.image_size, self.world)
+        paths = [sink(img) for img in item.images]
+        if item.caption and rng.random() < 0.2:
+            q, a = DESCRIBE, item.caption
+        else:
+            q, a = item.question, item.answer
+        return self._wrap([image_message(paths, q), assistant(a)], kind="image", lang="en", task=item.task)
+
+
+def make_chat(world: World, cfg: WorldConfig, miscs: list[Misconception], sink: ImageSink) -> list[dict]:
+    rng = random.Random(f"{cfg.seed}:chat")
+    w = ChatWriter(world, cfg, rng)
+    sz = cfg.sizes
+    convs = [w.fact() for _ in range(sz.chat_facts)]
+    convs += [w.followup() for _ in range(sz.chat_followups)]
+    convs += [w.arith() for _ in range(sz.chat_arith)]
+    prompts = safety.make_prompts(world, "train", random.Random(f"{cfg.seed}:chat-safety"), sz.chat_safety // 3)
+    convs += [w.safety(sp) for sp in prompts]
+    convs += [w.foreign_refusal() for _ in range(max(3, sz.chat_safety // 20))]
+    convs += [w.correction(m) for m in miscs if m.split == "train" for _ in range(3)]
+    convs += [w.image(i, sink) for i in range(sz.chat_images)]
+    rng.shuffle(convs)
+    return convs
