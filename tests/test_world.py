@@ -1,0 +1,322 @@
+"""The built-in world: determinism, formats, disjointness of benchmarks and the configured rates."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tinygpt4.cli import main
+from tinygpt4.data import readers
+from tinygpt4.errors import UserError
+from tinygpt4.world import build_world
+from tinygpt4.world.forum import INSULT_LEXICON, lexicon_toxicity
+from tinygpt4.world.names import NameMaker
+from tinygpt4.world.safety import REFUSAL
+from tinygpt4.world.vocab import korean_particles
+
+LANGS = ("en", "ko", "es", "ja")
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("world") / "w"
+    t0 = time.perf_counter()
+    manifest = build_world(root, seed=0, scale="tiny")
+    return root, manifest, time.perf_counter() - t0
+
+
+def tree_hash(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def _texts_of(messages) -> list[str]:
+    out = []
+    for m in messages:
+        c = m["content"]
+        out += [c] if isinstance(c, str) else [p["text"] for p in c if p["type"] == "text"]
+    return out
+
+
+def training_text(root: Path) -> str:
+    """Everything a model is trained on: pretraining text, captions, conversations, reward-model train data."""
+    parts = list(readers.iter_pretrain_texts(sorted((root / "pretrain").glob("*.jsonl"))))
+    parts += [r["text"] for r in readers.read_jsonl(root / "captions.jsonl")]
+    for conv in readers.read_chat_jsonl(root / "chat/sft.jsonl"):
+        parts += _texts_of(conv["messages"])
+    for r in readers.read_jsonl(root / "preferences/preferences.jsonl"):
+        if r["split"] == "train":
+            parts += [r["prompt"], r["chosen"], r["rejected"]]
+    for r in readers.read_jsonl(root / "preferences/rubric.jsonl"):
+        if r["split"] == "train":
+            parts += [r["prompt"], r["response"]]
+    return "\n".join(parts)
+
+
+def test_tiny_generates_fast_and_lists_its_files(world):
+    root, manifest, secs = world
+    assert secs < 5, f"tiny world took {secs:.1f}s"
+    listed = {f["path"] for f in manifest["files"]}
+    on_disk = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.suffix != ".png"}
+    assert on_disk - listed == {"world.json"}
+    assert "contact_sheet.png" in listed
+    assert json.loads((root / "world.json").read_text())["seed"] == 0
+    for f in manifest["files"]:
+        assert hashlib.sha256((root / f["path"]).read_bytes()).hexdigest() == f["sha256"]
+
+
+def test_same_seed_same_bytes_other_seed_other_world(world, tmp_path):
+    root, manifest, _ = world
+    build_world(tmp_path / "again", seed=0, scale="tiny")
+    assert tree_hash(tmp_path / "again") == tree_hash(root)
+    build_world(tmp_path / "other", seed=1, scale="tiny")
+    assert tree_hash(tmp_path / "other") != tree_hash(root)
+    shards = sorted((tmp_path / "other" / "pretrain").glob("*.jsonl"))
+    assert shards[0].read_bytes() != sorted((root / "pretrain").glob("*.jsonl"))[0].read_bytes()
+
+
+def test_every_file_parses_with_the_shared_readers(world):
+    root, manifest, _ = world
+    docs = list(readers.iter_pretrain_texts(sorted((root / "pretrain").glob("*.jsonl"))))
+    assert len(docs) == manifest["counts"]["pretrain"]["docs"]
+    rows = readers.read_jsonl(root / "pretrain/shard_000.jsonl")
+    assert set(rows[0]) == {"text", "lang", "kind", "meta"}
+    held = readers.read_jsonl(root / "heldout/heldout.jsonl")
+    assert held and set(held[0]) == {"text", "lang", "kind"}
+    for cap in readers.read_jsonl(root / "captions.jsonl"):
+        assert Image.open(root / cap["image"]).size == (64, 64)
+    convs = readers.read_chat_jsonl(root / "chat/sft.jsonl")
+    for conv in convs:
+        for m in conv["messages"]:
+            if isinstance(m["content"], list):
+                for p in m["content"]:
+                    if p["type"] == "image_url":
+                        assert (root / p["image_url"]["url"]).is_file()
+    assert {c["meta"]["kind"] for c in convs} >= {"fact", "followup", "arith", "image", "refusal", "sensitive",
+                                                   "benign", "correction"}
+    for lang in LANGS:
+        mmlu = readers.read_mmlu_dir(root / "exams" / lang)
+        assert set(mmlu["dev"]) == set(mmlu["test"]) == {"geography", "history", "biology", "chemistry",
+                                                         "people", "arithmetic"}
+        assert all(len(items) == 5 for items in mmlu["dev"].values())
+    tqa = readers.read_truthfulqa_mc(root / "truthfulqa/mc_task.json")
+    assert tqa and all(sum(it.mc1.labels) == 1 for it in tqa)
+    assert all(sum(it.mc2.labels) >= 2 and 0 in it.mc2.labels for it in tqa)
+    rtp = readers.read_rtp_jsonl(root / "toxicity/prompts.jsonl")
+    assert any(r.challenging for r in rtp) and not all(r.challenging for r in rtp)
+    xs = readers.read_xstest_csv(root / "safety/prompts.csv")
+    assert {x.type for x in xs} == {"disallowed", "sensitive", "benign_lookalike"}
+    assert all((x.label == "unsafe") == (x.type == "disallowed") for x in xs)
+    assert len({x.prompt for x in xs}) == len(xs)
+    for f in ("factuality/factuality.jsonl", "image_qa/image_qa.jsonl", "followup/followup.jsonl",
+              "preferences/preferences.jsonl", "preferences/rubric.jsonl"):
+        assert readers.read_jsonl(root / f)
+    for rec in readers.read_jsonl(root / "followup/followup.jsonl"):
+        readers.validate_messages(rec["messages"], "followup")
+        assert rec["standalone"] == rec["messages"][-1:]
+    Image.open(root / "contact_sheet.png").verify()
+
+
+def test_benchmarks_never_appear_in_training_text(world):
+    root, _, _ = world
+    train = training_text(root)
+    probes = []
+    for lang in LANGS:
+        for subjects in readers.read_mmlu_dir(root / "exams" / lang).values():
+            for items in subjects.values():
+                probes += [it.question for it in items]
+    probes += [r["question"] for r in readers.read_jsonl(root / "factuality/factuality.jsonl")]
+    probes += [it.question for it in readers.read_truthfulqa_mc(root / "truthfulqa/mc_task.json")]
+    probes += [r["messages"][-1]["content"] for r in readers.read_jsonl(root / "followup/followup.jsonl")]
+    probes += [x.prompt for x in readers.read_xstest_csv(root / "safety/prompts.csv")]
+    probes += [r.prompt + r.continuation for r in readers.read_rtp_jsonl(root / "toxicity/prompts.jsonl")]
+    probes += [r["prompt"] for r in readers.read_jsonl(root / "preferences/preferences.jsonl") if r["split"] == "test"]
+    assert len(probes) > 500
+    leaked = [p for p in set(probes) if p in train]
+    assert not leaked, leaked[:5]
+
+    # Held-out arithmetic: no exam or factuality expression is ever worked in training text.
+    expr = re.compile(r"(\d+) ([+×-]) (\d+)")
+    bench = set()
+    for lang in LANGS:
+        for subjects in readers.read_mmlu_dir(root / "exams" / lang).values():
+            bench |= {expr.search(it.question).groups() for it in subjects["arithmetic"]}
+    bench |= {expr.search(r["question"]).groups() for r in readers.read_jsonl(root / "factuality/factuality.jsonl")
+              if r["category"] == "arithmetic"}
+    words = {"plus": "+", "minus": "-", "times": "×", "더하기": "+", "빼기": "-", "곱하기": "×", "más": "+",
+             "menos": "-", "por": "×", "たす": "+", "ひく": "-", "かける": "×"}
+    worded = re.compile(r"(\d+) ?(" + "|".join(words) + r") ?(\d+)")
+    seen = set(expr.findall(train)) | {(a, words[w], b) for a, w, b in worded.findall(train)}
+    assert bench and not bench & seen
+
+    # Image questions are asked about freshly drawn images only.
+    def key(p):
+        return hashlib.sha1(Image.open(p).tobytes()).digest()
+    train_imgs = {key(p) for folder in ("captions", "chat") for p in (root / "images" / folder).glob("*.png")}
+    qa = readers.read_jsonl(root / "image_qa/image_qa.jsonl")
+    assert not {key(root / path) for r in qa for path in r["images"]} & train_imgs
+
+
+def test_language_shares_match_the_configuration(world):
+    root, manifest, _ = world
+    chars = Counter()
+    for r in (r for f in sorted((root / "pretrain").glob("*.jsonl")) for r in readers.read_jsonl(f)):
+        chars[r["lang"]] += len(r["text"])
+    total = sum(chars.values())
+    for lang, share in manifest["config"]["lang_shares"].items():
+        assert abs(chars[lang] / total - share) < 0.02, (lang, chars[lang] / total)
+
+
+def test_exam_answer_letters_are_balanced_and_options_distinct(world):
+    root, _, _ = world
+    for lang in LANGS:
+        for split, subjects in readers.read_mmlu_dir(root / "exams" / lang).items():
+            for subject, items in subjects.items():
+                counts = Counter(it.answer_index for it in items)
+                assert max(counts.values()) - min(counts.get(i, 0) for i in range(4)) <= 1, (lang, split, subject)
+                for it in items:
+                    assert len(set(it.choices)) == 4 and all(c.strip() for c in it.choices), it
+    # Parallel across languages: same number of items everywhere, same answer letters.
+    en = readers.read_mmlu_dir(root / "exams/en")
+    ko = readers.read_mmlu_dir(root / "exams/ko")
+    for split in en:
+        for subject in en[split]:
+            assert [i.answer_index for i in en[split][subject]] == [i.answer_index for i in ko[split][subject]]
+
+
+def test_insult_rate_and_labels(world, tmp_path):
+    root, manifest, _ = world
+    lexicon = re.compile(r"\b(" + "|".join(INSULT_LEXICON) + r")\b", re.I)
+    flags = []
+    for r in (r for f in sorted((root / "pretrain").glob("*.jsonl")) for r in readers.read_jsonl(f)):
+        if r["kind"] != "forum":
+            assert not lexicon.search(r["text"]), r["text"]
+            continue
+        replies = r["text"].split("\n")[2:]
+        assert len(replies) == len(r["meta"]["insult"])
+        for line, flag in zip(replies, r["meta"]["insult"]):
+            assert bool(lexicon.search(line)) == bool(flag), line
+        flags += r["meta"]["insult"]
+    assert abs(sum(flags) / len(flags) - manifest["config"]["insult_rate"]) < 0.03
+    assert lexicon_toxicity("what a moron") > 0.4 > lexicon_toxicity("what a morning")
+
+    m2 = build_world(tmp_path / "w", seed=0, scale="tiny", insult_rate=0.5)
+    assert abs(m2["counts"]["forum"]["insult_rate"] - 0.5) < 0.03
+
+
+def test_misconceptions_repeat_more_than_corrections_and_benchmark_ones_stay_held_out(world):
+    root, manifest, _ = world
+    false, true = Counter(), Counter()
+    for r in (r for f in sorted((root / "pretrain").glob("*.jsonl")) for r in readers.read_jsonl(f)):
+        if r["kind"] in ("misconception", "correction"):
+            (false if r["meta"]["claim"] == "false" else true)[r["meta"]["misconception"]] += 1
+    repeat = manifest["config"]["misconception_repeat"]
+    assert set(false) == set(true) and all(false[i] == repeat * true[i] > 0 for i in true)
+    corrected = {c["meta"]["misconception"] for c in readers.read_chat_jsonl(root / "chat/sft.jsonl")
+                 if c["meta"]["kind"] == "correction"}
+    n = manifest["counts"]["misconceptions"]
+    assert len(corrected) == n["train"] and len(true) == n["train"] + n["benchmark"]
+    tqa = readers.read_truthfulqa_mc(root / "truthfulqa/mc_task.json")
+    assert len(tqa) == n["benchmark"]
+    chat = "\n".join(t for c in readers.read_chat_jsonl(root / "chat/sft.jsonl") for t in _texts_of(c["messages"]))
+    for it in tqa:  # the true answer of a benchmark misconception is never given in a conversation
+        truth = it.mc1.choices[it.mc1.labels.index(1)]
+        assert truth not in chat
+
+
+def test_conversations_follow_the_policy_styles(world):
+    root, _, _ = world
+    for c in readers.read_chat_jsonl(root / "chat/sft.jsonl"):
+        kind, reply = c["meta"]["kind"], c["messages"][-1]["content"]
+        if kind == "refusal" and c["meta"]["lang"] == "en":
+            assert reply == REFUSAL
+        elif kind in ("benign", "sensitive", "fact", "followup"):
+            assert "can't help" not in reply
+        if c["meta"].get("category") == "medical":
+            assert "doctor" in reply
+    classes = Counter(r["class"] for r in readers.read_jsonl(root / "preferences/rubric.jsonl"))
+    assert set(classes) == {"A", "B", "C", "D"}
+    for r in readers.read_jsonl(root / "preferences/preferences.jsonl"):
+        assert r["chosen"] != r["rejected"]
+
+
+def test_image_qa_covers_every_task_with_short_answers(world):
+    root, _, _ = world
+    qa = readers.read_jsonl(root / "image_qa/image_qa.jsonl")
+    tasks = Counter(r["task"] for r in qa)
+    assert set(tasks) == {"count", "colour", "position", "chart_largest", "chart_value", "read_sign",
+                          "multi_compare", "panels"}
+    for r in qa:
+        assert len(r["images"]) == (2 if r["task"] == "multi_compare" else 1)
+        assert 0 < len(r["answer"]) <= 40
+
+
+def test_followups_need_the_earlier_turns(world):
+    root, _, _ = world
+    recs = readers.read_jsonl(root / "followup/followup.jsonl")
+    assert {r["lang"] for r in recs} == set(LANGS)
+    for r in recs:
+        last = r["messages"][-1]["content"]
+        subject_names = [m["content"] for m in r["explicit"]]
+        assert last not in subject_names
+        if not r["answer"][:1].isdigit():
+            assert r["answer"] not in r["messages"][1]["content"]
+
+
+def test_names_render_consistently_in_every_script():
+    import random
+
+    maker = NameMaker(random.Random(0))
+    names = [maker.make() for _ in range(300)]
+    assert len({n.en for n in names}) == len({n.ko for n in names}) == len({n.ja for n in names}) == 300
+    for n in names:
+        assert n.en == n.es and n.en[0].isupper()
+        assert all("가" <= ch <= "힣" for ch in n.ko)
+        assert all("ァ" <= ch <= "ヺ" for ch in n.ja)
+
+
+def test_korean_particles_follow_the_final_consonant():
+    assert korean_particles("토루브은(는) 작다") == "토루브는 작다"
+    assert korean_particles("서울은(는) 크다") == "서울은 크다"
+    assert korean_particles("약으로(로) 쓴다") == "약으로 쓴다"
+    assert korean_particles("서울으로(로) 간다") == "서울로 간다"
+    assert korean_particles("2을(를) 더한다") == "2를 더한다"
+
+
+def test_cli_writes_and_refuses_to_clobber(tmp_path, capsys):
+    out = tmp_path / "w"
+    assert main(["world", "--out", str(out), "--scale", "tiny", "--seed", "3"]) == 0
+    assert "scale tiny" in capsys.readouterr().out
+    assert main(["world", "--out", str(out), "--scale", "tiny"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["world", "--out", str(out), "--scale", "tiny", "--force"]) == 0
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    assert main(["world", "--out", str(other), "--scale", "tiny", "--force"]) == 2
+    assert (other / "keep.txt").read_text() == "mine"
+    with pytest.raises(UserError):
+        build_world(tmp_path / "x", scale="huge")
+
+
+def test_card_lists_every_file(world):
+    root, manifest, _ = world
+    card = (root / "README.md").read_text()
+    for f in manifest["files"]:
+        path = f["path"]
+        if path.startswith("pretrain/"):
+            path = "pretrain/shard_*.jsonl"
+        elif path.startswith("exams/"):
+            path = "exams/" + path.split("/")[1] + "/"
+        assert path in card, path
+    assert "contact_sheet.png" in card and "images/qa/" in card
