@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "tinygpt4.train.sft",
     "tinygpt4.chat_cli",
     "tinygpt4.world.cli",
+    "tinygpt4.serve.cli",
 ]
 
 
