@@ -62,16 +62,18 @@ def _group(files: dict[str, int]) -> list[tuple[str, int, int]]:
 
 
 def contact_sheet(items: list[Item], size: int = 128, per_task: int = 4) -> Image.Image:
-    cell_w, cell_h = 2 * size + 12, size + 28
+    cell_w, cell_h = 2 * size + 16, size + 28
     sheet = Image.new("RGB", (cell_w * per_task, cell_h * len(TASKS)), (255, 255, 255))
     d = ImageDraw.Draw(sheet)
     f = font(12)
     for row, task in enumerate(TASKS):
         chosen = [it for it in items if it.task == task][:per_task]
         for col, it in enumerate(chosen):
-            x, y = col * cell_w + 4, row * cell_h + 2
+            x, y = col * cell_w + 4, row * cell_h + 3
             for k, img in enumerate(it.images):
-                sheet.paste(img.resize((size, size), Image.NEAREST), (x + k * (size + 2), y))
+                x0 = x + k * (size + 4)
+                sheet.paste(img.resize((size, size), Image.NEAREST), (x0, y))
+                d.rectangle([x0 - 1, y - 1, x0 + size, y + size], outline=(160, 160, 160))
             label = f"{task}: {it.answer}"
             d.text((x, y + size + 4), label[:40], fill=(0, 0, 0), font=f)
     return sheet
