@@ -10,6 +10,7 @@ from tinygpt4.errors import UserError
 
 # Each module defines register(subparsers) and sets `func` on its parser.
 COMMAND_MODULES = [
+    "tinygpt4.run",
     "tinygpt4.tokenizer",
     "tinygpt4.train.pretrain",
     "tinygpt4.generate_cli",
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # bad values caught by library code (presets, ranges)
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -193,14 +193,14 @@ def _cli(args) -> int:
     tok = train_tokenizer(args.input, args.vocab_size, max_chars=args.max_chars)
     path = tok.save(args.out)
     report = {"vocab_size": tok.vocab_size, "path": str(path)}
-    samples = _language_samples(args.input)
+    samples = language_samples(args.input)
     for lang, texts in samples.items():
         report[f"bytes_per_token_{lang}"] = round(bytes_per_token(tok, texts), 3)
     print(json.dumps(report))
     return 0
 
 
-def _language_samples(files: list[str], per_lang: int = 200) -> dict[str, list[str]]:
+def language_samples(files: list[str], per_lang: int = 200) -> dict[str, list[str]]:
     """A few texts per language from JSONL inputs that carry a `lang` field (the built-in world's do)."""
     out: dict[str, list[str]] = {}
     for f in files:

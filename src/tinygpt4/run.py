@@ -1,0 +1,212 @@
+"""`tinygpt4 run`: world → tokenizer → scaling → pretrain → SFT → evals → report, one stage at a time.
+
+Each finished stage is recorded in run.json with its wall time, so re-running skips it; an interrupted
+training stage resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinygpt4.errors import UserError
+from tinygpt4.tokenizer import atomic_write_text
+
+# What each preset runs. The tiny preset is sized for about 15 minutes on a 2-core CPU.
+RUN_PRESETS = {
+    "tiny": {"world_scale": "small", "vocab_size": 8192, "pretrain_steps": None, "sft_steps": None,
+             "vision_warmup_steps": 150, "ladder_rungs": 5},
+    "d12": {"world_scale": "full", "vocab_size": 32768, "pretrain_steps": None, "sft_steps": 2000,
+            "vision_warmup_steps": 500, "ladder_rungs": 6},
+}
+
+
+@dataclass
+class RunContext:
+    out: Path
+    preset: str
+    seed: int
+    device: str
+    quiet: bool
+    settings: dict
+    state: dict = field(default_factory=dict)
+
+    def path(self, *parts: str) -> Path:
+        return self.out.joinpath(*parts)
+
+
+# ---- stages ----------------------------------------------------------------------------------------------
+
+def stage_world(ctx: RunContext) -> dict:
+    from tinygpt4.world.build import build_world
+
+    manifest = build_world(ctx.path("world"), seed=ctx.seed, scale=ctx.settings["world_scale"], force=True)
+    return {"scale": ctx.settings["world_scale"], "counts": manifest.get("counts", {})}
+
+
+def stage_tokenizer(ctx: RunContext) -> dict:
+    from tinygpt4.tokenizer import language_samples, bytes_per_token, train_tokenizer
+
+    data = [str(ctx.path("world", "pretrain"))]
+    tok = train_tokenizer(data, ctx.settings["vocab_size"])
+    tok.save(ctx.path("tokenizer"))
+    samples = language_samples([str(ctx.path("world", "heldout"))])
+    return {"vocab_size": tok.vocab_size,
+            **{f"bytes_per_token_{k}": round(bytes_per_token(tok, v), 3) for k, v in sorted(samples.items())}}
+
+
+def pretrain_config(ctx: RunContext, resume: bool = False):
+    from tinygpt4.train.pretrain import PretrainConfig
+
+    return PretrainConfig(
+        data=[str(ctx.path("world", "pretrain"))], tokenizer=str(ctx.path("tokenizer")), out=str(ctx.path("base")),
+        preset=ctx.preset, max_steps=ctx.settings["pretrain_steps"], seed=ctx.seed, device=ctx.device,
+        quiet=ctx.quiet, resume=resume, cache_dir=str(ctx.path(".cache", "tokens")),
+    )
+
+
+def stage_scaling(ctx: RunContext) -> dict:
+    from tinygpt4.scaling.ladder import run_ladder
+
+    fit = run_ladder(pretrain_config(ctx), ctx.path("scaling"), n_rungs=ctx.settings["ladder_rungs"],
+                     seed=ctx.seed, exams=str(ctx.path("world", "exams")), log=_say)
+    return {"predicted_final_loss": fit.get("predicted_final_loss")}
+
+
+def stage_pretrain(ctx: RunContext) -> dict:
+    from tinygpt4.train.pretrain import run_pretrain
+
+    resume = ctx.path("base", "resume").exists()
+    summary = run_pretrain(pretrain_config(ctx, resume=resume))
+    out = {"final_val_loss": summary["final_val_loss"], "tokens": summary["tokens"]}
+    if ctx.path("scaling", "fit.json").exists() and not ctx.path("scaling", "outcome.json").exists():
+        from tinygpt4.scaling.ladder import capability_metric, load_exam_items, record_outcome
+
+        items = load_exam_items(ctx.path("world", "exams"))
+        metric = capability_metric(str(ctx.path("base")), items, device=ctx.device if ctx.device != "auto" else "cpu")
+        outcome = record_outcome(ctx.path("scaling"), summary["final_val_loss"], metric.get("value"))
+        out["scaling_relative_error"] = outcome.get("relative_error")
+    return out
+
+
+def stage_sft(ctx: RunContext) -> dict:
+    from tinygpt4.train.sft import SFTConfig, run_sft
+
+    w = ctx.path("world")
+    cfg = SFTConfig(
+        base=str(ctx.path("base")), data=[str(w / "chat" / "sft.jsonl")], out=str(ctx.path("sft")),
+        captions=str(w / "captions.jsonl"), vision_warmup_steps=ctx.settings["vision_warmup_steps"],
+        text_data=[str(w / "pretrain")], seed=ctx.seed, device=ctx.device, quiet=ctx.quiet,
+        resume=ctx.path("sft", "resume").exists(),
+    )
+    if ctx.settings["sft_steps"]:
+        cfg.max_steps = ctx.settings["sft_steps"]
+    summary = run_sft(cfg)
+    return {"final_val_loss": summary.get("final_val_loss"), "tokens": summary.get("tokens")}
+
+
+def stage_evals(ctx: RunContext) -> dict:
+    from tinygpt4.evals.suite import run_suite
+
+    device = ctx.device if ctx.device != "auto" else "cpu"
+    out = {}
+    for stage in ("base", "sft"):
+        if ctx.path(stage, "model.safetensors").exists():
+            res = run_suite(ctx.path(stage), ctx.path("world"), ctx.path("evals", stage), stage, device=device)
+            out[stage] = {task: {k: v for k, v in s.items() if isinstance(v, int | float)} for task, s in res.items()}
+    return out
+
+
+def stage_report(ctx: RunContext) -> dict:
+    from tinygpt4.report.build import build_report
+
+    path = build_report(ctx.out)
+    return {"report": str(path)}
+
+
+STAGES: list[tuple[str, Callable[[RunContext], dict], str]] = [
+    ("world", stage_world, "generate the built-in world"),
+    ("tokenizer", stage_tokenizer, "train the BPE tokenizer"),
+    ("scaling", stage_scaling, "small runs, fit L(C), predict the final loss"),
+    ("pretrain", stage_pretrain, "pretrain the base model"),
+    ("sft", stage_sft, "vision warm-up and supervised fine-tuning"),
+    ("evals", stage_evals, "evaluate base and SFT"),
+    ("report", stage_report, "write the technical report"),
+]
+
+
+# ---- driver ----------------------------------------------------------------------------------------------
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _load_state(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: invalid JSON ({e}); delete it to start the run over") from None
+
+
+def run(out: str | Path, preset: str = "tiny", seed: int = 0, device: str = "auto", quiet: bool = False,
+        only: list[str] | None = None, skip: list[str] | None = None) -> dict:
+    if preset not in RUN_PRESETS:
+        raise UserError(f"unknown run preset {preset!r} (choose from {', '.join(RUN_PRESETS)})")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "run.json"
+    state = _load_state(state_path)
+    if state and (state.get("preset"), state.get("seed")) != (preset, seed):
+        raise UserError(f"{out} holds a run with preset {state.get('preset')} and seed {state.get('seed')}; "
+                        "use another --out")
+    state.setdefault("preset", preset)
+    state.setdefault("seed", seed)
+    state.setdefault("stages", {})
+    state["hardware"] = {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+                         "python": platform.python_version()}
+    ctx = RunContext(out, preset, seed, device, quiet, RUN_PRESETS[preset], state)
+    names = [s[0] for s in STAGES]
+    for bad in (only or []) + (skip or []):
+        if bad not in names:
+            raise UserError(f"unknown stage {bad!r} (stages: {', '.join(names)})")
+    t_all = time.time()
+    for i, (name, fn, what) in enumerate(STAGES, 1):
+        done = state["stages"].get(name, {}).get("status") == "done"
+        if (only and name not in only) or (skip and name in skip):
+            continue
+        if done and not only:
+            _say(f"[{i}/{len(STAGES)}] {name}: done earlier ({state['stages'][name]['wall_s']:.0f}s), skipped")
+            continue
+        _say(f"[{i}/{len(STAGES)}] {name}: {what} ...")
+        t0 = time.time()
+        result = fn(ctx)
+        wall = time.time() - t0
+        state["stages"][name] = {"status": "done", "wall_s": round(wall, 2), **result}
+        atomic_write_text(state_path, json.dumps(state, indent=2))
+        _say(f"[{i}/{len(STAGES)}] {name}: finished in {wall:.0f}s")
+    total = sum(s.get("wall_s", 0) for s in state["stages"].values())
+    state["total_wall_s"] = round(total, 2)
+    atomic_write_text(state_path, json.dumps(state, indent=2))
+    _say(f"run complete in {time.time() - t_all:.0f}s this time ({total:.0f}s of stage time in all): "
+         f"{out / 'report' / 'index.html'}")
+    return state
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="the whole pipeline, end to end",
+                       description="world → tokenizer → scaling → pretrain → SFT → evals → report. Finished "
+                       "stages are skipped on a re-run; an interrupted stage resumes.")
+    p.add_argument("--preset", default="tiny", help=f"one of {', '.join(RUN_PRESETS)}")
+    p.add_argument("--out", default="runs/demo", metavar="DIR")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--only", nargs="+", metavar="STAGE", help="run just these stages (again)")
+    p.add_argument("--skip", nargs="+", metavar="STAGE", help="leave these stages out")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=lambda a: run(a.out, a.preset, a.seed, a.device, a.quiet, a.only, a.skip) and 0)
