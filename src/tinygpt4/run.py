@@ -49,7 +49,7 @@ def stage_world(ctx: RunContext) -> dict:
 
 
 def stage_tokenizer(ctx: RunContext) -> dict:
-    from tinygpt4.tokenizer import language_samples, bytes_per_token, train_tokenizer
+    from tinygpt4.tokenizer import bytes_per_token, language_samples, train_tokenizer
 
     data = [str(ctx.path("world", "pretrain"))]
     tok = train_tokenizer(data, ctx.settings["vocab_size"])
