@@ -1,0 +1,147 @@
+"""What every evaluation shares: the result file, answer normalisation, small numeric helpers."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import string
+import tempfile
+import unicodedata
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def result(task: str, config: dict, summary: dict, items: list[dict]) -> dict:
+    return {"task": task, "config": config, "summary": summary, "items": items}
+
+
+def unsupported(task: str, config: dict, reason: str) -> dict:
+    """The result of a task the backend cannot run: no numbers, and the reason why."""
+    return result(task, config, {"unsupported": True, "reason": reason}, [])
+
+
+def write_result(out_dir: str | Path, res: dict) -> Path:
+    """Write `out_dir/<task>.json` atomically, so a reader never sees half a file."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{res['task']}.json"
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{res['task']}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(res, f, ensure_ascii=False, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD-style normalisation that also works for Hangul and kana: NFKC, lower case, no punctuation,
+    no English articles, single spaces."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = "".join(" " if unicodedata.category(ch).startswith("P") or ch in string.punctuation else ch for ch in text)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def first_line(text: str) -> str:
+    text = text.strip()
+    return text.splitlines()[0].strip() if text else ""
+
+
+def exact_match(prediction: str, reference: str) -> bool:
+    """Normalised exact match of the first line of the prediction against the reference."""
+    return normalize_answer(first_line(prediction)) == normalize_answer(reference)
+
+
+def contains_answer(prediction: str, reference: str) -> bool:
+    """The normalised reference appears as whole words in the normalised prediction."""
+    ref = normalize_answer(reference)
+    if not ref:
+        return False
+    return f" {ref} " in f" {normalize_answer(prediction)} "
+
+
+def softmax(scores: Sequence[float]) -> list[float]:
+    m = max(scores)
+    exps = [math.exp(s - m) for s in scores]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def argmax(values: Sequence[float]) -> int:
+    return max(range(len(values)), key=lambda i: values[i])
+
+
+def mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return sum(values) / len(values) if values else None
+
+
+def rounded(x: Any, digits: int = 4) -> Any:
+    if isinstance(x, float):
+        return round(x, digits) if math.isfinite(x) else None
+    if isinstance(x, list):
+        return [rounded(v, digits) for v in x]
+    if isinstance(x, dict):
+        return {k: rounded(v, digits) for k, v in x.items()}
+    return x
+
+
+def group_accuracy(items: list[dict], key: str, correct_key: str) -> dict[str, dict]:
+    """{group: {"n", "acc"}} over items, grouped by item[key]."""
+    groups: dict[str, list[bool]] = {}
+    for it in items:
+        groups.setdefault(str(it[key]), []).append(bool(it[correct_key]))
+    return {g: {"n": len(v), "acc": sum(v) / len(v)} for g, v in sorted(groups.items())}
+
+
+def resolve_path(rel: str, roots: Sequence[Path]) -> Path | None:
+    """The first existing `root / rel`, for data files whose paths are relative to some dataset root."""
+    p = Path(rel)
+    if p.is_absolute():
+        return p if p.is_file() else None
+    for root in roots:
+        if (root / p).is_file():
+            return root / p
+    return None
+
+
+def search_roots(data_file: str | Path) -> list[Path]:
+    """Where relative paths inside a data file may point: its folder and the two folders above it
+    (the world writes paths relative to its root, one level above image_qa/image_qa.jsonl)."""
+    here = Path(data_file).resolve().parent
+    return [here, *list(here.parents)[:2]]
+
+
+def image_data_url(path: Path) -> str:
+    import base64
+    import mimetypes
+
+    mime = mimetypes.guess_type(path.name)[0] or "image/png"
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def inline_images(messages: list[dict], roots: Sequence[Path], where: str = "") -> list[dict]:
+    """A copy of the messages with every image given by a relative path turned into a data URL, so that
+    every backend (a local checkpoint, an HTTP endpoint) receives the same self-contained request."""
+    out = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list):
+            parts = []
+            for part in content:
+                if part.get("type") == "image_url" and not part["image_url"]["url"].startswith("data:"):
+                    rel = part["image_url"]["url"]
+                    found = resolve_path(rel, roots)
+                    if found is None:
+                        from tinygpt4.errors import UserError
+
+                        raise UserError(f"{where or 'messages'}: image not found: {rel}")
+                    part = {"type": "image_url", "image_url": {"url": image_data_url(found)}}
+                parts.append(part)
+            m = {**m, "content": parts}
+        out.append(m)
+    return out

@@ -1,0 +1,113 @@
+"""Image question answering per task type, against a blind baseline.
+
+Each item's images go into one user message as image_url parts (paths relative to the data file's folder
+or the dataset root above it, sent as data URLs), followed by the question. The blind baseline asks the same
+questions with every image replaced by a blank grey one: what a model scores there it gets from the
+text alone (priors, answer frequencies), so the gap is what it reads from the pixels.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from functools import lru_cache
+from pathlib import Path
+
+from tinygpt4.errors import UserError
+from tinygpt4.evals.common import (
+    contains_answer,
+    exact_match,
+    inline_images,
+    result,
+    rounded,
+    search_roots,
+    unsupported,
+)
+from tinygpt4.evals.protocol import LanguageModel, Unsupported
+
+
+@lru_cache(maxsize=4)
+def blank_image_url(size: int = 64) -> str:
+    """A data URL of a uniform mid-grey PNG."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), (128, 128, 128)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def messages_for(item: dict, blind: bool = False) -> list[dict]:
+    parts = [{"type": "image_url", "image_url": {"url": blank_image_url() if blind else path}}
+             for path in item["images"]]
+    parts.append({"type": "text", "text": item["question"]})
+    return [{"role": "user", "content": parts}]
+
+
+def load_items(path: str | Path) -> list[dict]:
+    from tinygpt4.data.readers import read_jsonl
+
+    items = []
+    for i, obj in enumerate(read_jsonl(path), 1):
+        images = obj.get("images")
+        if isinstance(images, str):
+            images = [images]
+        if not isinstance(images, list) or not all(isinstance(x, str) for x in images):
+            raise UserError(f"{path}: record {i}: \"images\" must be a list of paths")
+        if not isinstance(obj.get("question"), str) or not isinstance(obj.get("answer"), str):
+            raise UserError(f"{path}: record {i}: needs string \"question\" and \"answer\"")
+        items.append({"images": images, "question": obj["question"], "answer": obj["answer"],
+                      "task": obj.get("task", "all")})
+    return items
+
+
+def evaluate(
+    lm: LanguageModel,
+    path: str | Path,
+    *,
+    task: str = "image_qa",
+    max_tokens: int = 24,
+    blind_baseline: bool = True,
+    limit: int | None = None,
+) -> dict:
+    config = {"path": str(path), "max_tokens": max_tokens, "blind_baseline": blind_baseline, "limit": limit,
+              "model": getattr(lm, "name", None), "blind_image": "uniform grey 64x64 PNG",
+              "metric": "normalised exact match of the first line"}
+    if not getattr(lm, "supports_images", False):
+        return unsupported(task, config, "the model takes no image input")
+    items = load_items(path)[:limit]
+    roots = search_roots(path)
+    conversations = [inline_images(messages_for(it), roots, str(path)) for it in items]
+    if blind_baseline:
+        conversations += [messages_for(it, blind=True) for it in items]
+    t0 = time.perf_counter()
+    try:
+        outputs = lm.generate(conversations, max_tokens=max_tokens)
+    except Unsupported as e:
+        return unsupported(task, config, str(e))
+    wall = time.perf_counter() - t0
+    for i, it in enumerate(items):
+        it["output"] = outputs[i]
+        it["correct"] = exact_match(outputs[i], it["answer"])
+        it["contains"] = contains_answer(outputs[i], it["answer"])
+        if blind_baseline:
+            it["output_blind"] = outputs[len(items) + i]
+            it["correct_blind"] = exact_match(it["output_blind"], it["answer"])
+    summary = _summary(items, blind_baseline)
+    summary["wall_s"] = wall
+    return result(task, config, rounded(summary), items)
+
+
+def _summary(items: list[dict], blind: bool) -> dict:
+    def stats(sub: list[dict]) -> dict:
+        out = {"n": len(sub), "acc": sum(it["correct"] for it in sub) / len(sub)}
+        if blind:
+            out["acc_blind"] = sum(it["correct_blind"] for it in sub) / len(sub)
+        return out
+
+    summary = stats(items) if items else {"n": 0}
+    by: dict[str, list[dict]] = {}
+    for it in items:
+        by.setdefault(it["task"], []).append(it)
+    summary["by_task"] = {t: stats(v) for t, v in sorted(by.items())}
+    return summary

@@ -1,0 +1,72 @@
+"""The one interface every evaluation talks to (the boundary lm-evaluation-harness draws).
+
+A backend answers two kinds of question:
+
+* how likely is this continuation after this context (multiple choice, TruthfulQA, bits per byte);
+* what does the model say to these messages (factuality, image QA, follow-ups).
+
+A context is either plain text or a list of OpenAI chat messages; a chat context is rendered with the
+backend's chat template and an open assistant turn, and the continuation is scored as the start of that
+assistant turn. Backends that cannot answer a kind of question raise `Unsupported`, and the task that
+asked writes an "unsupported" result instead of numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+Message = dict[str, Any]
+Context = str | list[Message]
+
+
+class Unsupported(Exception):
+    """The backend cannot answer this kind of request (e.g. no prompt logprobs, no image input)."""
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    name: str
+    supports_images: bool
+
+    def loglikelihood(self, requests: Sequence[tuple[Context, str]]) -> list[float]:
+        """Sum of log p(continuation | context) in nats, one per request, in order."""
+        ...
+
+    def loglikelihood_rolling(self, texts: Sequence[str]) -> list[float]:
+        """Sum of log p(text) in nats over every token of each text (as for perplexity)."""
+        ...
+
+    def generate(
+        self,
+        conversations: Sequence[list[Message]],
+        max_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> list[str]:
+        """The assistant's reply to each conversation. Content may hold image_url parts."""
+        ...
+
+    def complete(self, prompts: Sequence[str], max_tokens: int = 64, stop: Sequence[str] | None = None) -> list[str]:
+        """Greedy plain-text continuation of each prompt (no chat template), for base models."""
+        ...
+
+
+def text_of(content: str | list[dict] | None) -> str:
+    """The text of a message's content, image parts dropped."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") for p in content if p.get("type") == "text")
+
+
+def image_urls(content: str | list[dict] | None) -> list[str]:
+    """The image URLs (data URLs or relative paths) of a message's content, in order."""
+    if not isinstance(content, list):
+        return []
+    return [p["image_url"]["url"] for p in content if p.get("type") == "image_url"]
+
+
+def has_images(conversation: list[Message]) -> bool:
+    return any(image_urls(m.get("content")) for m in conversation)

@@ -1,0 +1,211 @@
+"""Task names, where their data lives by default, and the `report` suite.
+
+A task is named NAME or NAME:PATH. The family is the name's prefix (exams_ko is an exams task, mmlu_real
+an mmlu task), the result is written to <out>/<NAME>.json, and a missing PATH means the family's file in
+the world folder:
+
+    exams_<lang>   multiple choice, both formulations, 0- and 5-shot   world/exams/<lang>/
+    exams          every language folder under world/exams/, as exams_<lang>
+    mmlu           multiple choice on any MMLU-layout folder            (PATH required)
+    calibration    ECE / Brier / reliability of multiple choice         world/exams/en/
+    truthfulqa     MC1 / MC2, 0-shot, 5-shot (+ chat for chat models)   world/truthfulqa/mc_task.json
+    factuality     generation, exact match by category                  world/factuality/factuality.jsonl
+    image_qa       per task type, with the blind baseline               world/image_qa/image_qa.jsonl
+    followup       with vs without the earlier turns                    world/followup/followup.jsonl
+    bpb            held-out bits per byte                               world/heldout/heldout.jsonl
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tinygpt4.errors import UserError
+from tinygpt4.evals import bpb, calibration, factuality, followup, image_qa, multiple_choice, truthfulqa
+from tinygpt4.evals.common import write_result
+from tinygpt4.evals.protocol import LanguageModel
+
+FAMILIES = ("exams", "mmlu", "calibration", "truthfulqa", "factuality", "image_qa", "followup", "bpb")
+DEFAULT_PATHS = {
+    "calibration": "exams/en",
+    "truthfulqa": "truthfulqa/mc_task.json",
+    "factuality": "factuality/factuality.jsonl",
+    "image_qa": "image_qa/image_qa.jsonl",
+    "followup": "followup/followup.jsonl",
+    "bpb": "heldout/heldout.jsonl",
+}
+# What a summary line shows for each family.
+HEADLINES = {
+    "exams": ("acc_cloze", "acc_letter"), "mmlu": ("acc_cloze", "acc_letter"),
+    "calibration": ("ece_width_letter", "ece_width_cloze"), "truthfulqa": ("mc1_0shot", "mc1_5shot", "mc1_chat"),
+    "factuality": ("exact_match",), "image_qa": ("acc", "acc_blind"),
+    "followup": ("acc_with_context", "acc_standalone"), "bpb": ("bpb",),
+}
+
+
+def family_of(name: str) -> str:
+    for fam in sorted(FAMILIES, key=len, reverse=True):
+        if name == fam or name.startswith(fam + "_"):
+            return fam
+    raise UserError(f"unknown task {name!r} (families: {', '.join(FAMILIES)}; e.g. exams_en, mmlu:PATH)")
+
+
+def parse_task(spec: str) -> tuple[str, str | None]:
+    name, sep, path = spec.partition(":")
+    if not name:
+        raise UserError(f"bad task {spec!r} (expected NAME or NAME:PATH)")
+    family_of(name)
+    return name, (path if sep else None)
+
+
+def exam_languages(world_dir: str | Path | None) -> list[str]:
+    root = Path(world_dir) / "exams" if world_dir else None
+    if root is None or not root.is_dir():
+        return []
+    langs = sorted(p.name for p in root.iterdir() if (p / "test").is_dir())
+    return sorted(langs, key=lambda lang: lang != "en")  # English first
+
+
+def resolve(name: str, path: str | None, world_dir: str | Path | None) -> list[tuple[str, Path]]:
+    """(task name, data path) pairs for one task spec; `exams` expands to one task per language."""
+    fam = family_of(name)
+    if path is not None:
+        return [(name, Path(path))]
+    if fam == "mmlu":
+        raise UserError(f"task {name} needs a path: {name}:PATH (an MMLU-layout folder)")
+    if world_dir is None:
+        raise UserError(f"task {name} has no path and no world folder is known (use {name}:PATH or --world DIR)")
+    world = Path(world_dir)
+    if name == "exams":
+        langs = exam_languages(world)
+        if not langs:
+            raise UserError(f"{world / 'exams'}: no exam folders (expected exams/<lang>/test/)")
+        return [(f"exams_{lang}", world / "exams" / lang) for lang in langs]
+    if fam == "exams":
+        return [(name, world / "exams" / name.split("_", 1)[1])]
+    return [(name, world / DEFAULT_PATHS[fam])]
+
+
+def run_task(
+    lm: LanguageModel,
+    name: str,
+    path: str | Path,
+    *,
+    chat: bool = False,
+    limit: int | None = None,
+    shots: tuple[int, ...] = (0, 5),
+) -> dict:
+    """Run one task and return its result (task, config, summary, items)."""
+    fam = family_of(name)
+    if not Path(path).exists():
+        raise UserError(f"task {name}: data not found: {path}")
+    if fam in ("exams", "mmlu"):
+        return multiple_choice.evaluate(lm, path, task=name, shots=shots, limit=limit)
+    if fam == "calibration":
+        return calibration.evaluate(lm, path, task=name, shots=max(shots), limit=limit)
+    if fam == "truthfulqa":
+        formats = ("0shot", "5shot", "chat") if chat else ("0shot", "5shot")
+        return truthfulqa.evaluate(lm, path, task=name, formats=formats, limit=limit)
+    if fam == "factuality":
+        return factuality.evaluate(lm, path, task=name, chat=chat, limit=limit)
+    if fam == "image_qa":
+        return image_qa.evaluate(lm, path, task=name, limit=limit)
+    if fam == "followup":
+        return followup.evaluate(lm, path, task=name, limit=limit)
+    return bpb.evaluate(lm, path, task=name, limit=limit)
+
+
+def headline(res: dict) -> str:
+    s = res["summary"]
+    if s.get("unsupported"):
+        return f"unsupported ({s.get('reason')})"
+    parts = [f"{k}={s[k]:.3f}" for k in HEADLINES[family_of(res["task"])] if isinstance(s.get(k), int | float)]
+    if "n" in s:
+        parts.append(f"n={s['n']}")
+    return " ".join(parts)
+
+
+def _log(stage: str, msg: str) -> None:
+    print(f"[eval {stage}] {msg}", file=sys.stderr, flush=True)
+
+
+def run_tasks(
+    lm: LanguageModel,
+    tasks: list[tuple[str, Path]],
+    out_dir: str | Path,
+    *,
+    stage: str = "",
+    chat: bool = False,
+    limit: int | None = None,
+    shots: tuple[int, ...] = (0, 5),
+    log: Callable[[str, str], None] | None = _log,
+) -> dict[str, dict]:
+    """Run tasks in order, writing each result as soon as it is done. A calibration task whose data is an
+    exams task already run here is derived from that result instead of being scored again."""
+    summaries: dict[str, dict] = {}
+    done: dict[Path, dict] = {}
+    for name, path in tasks:
+        t0 = time.perf_counter()
+        fam = family_of(name)
+        source = done.get(Path(path).resolve()) if fam == "calibration" else None
+        if source is not None and not source["summary"].get("unsupported"):
+            res = calibration.from_multiple_choice(source, task=name)
+        else:
+            res = run_task(lm, name, path, chat=chat, limit=limit, shots=shots)
+        if fam in ("exams", "mmlu"):
+            done[Path(path).resolve()] = res
+        write_result(out_dir, res)
+        summaries[name] = res["summary"]
+        if log:
+            log(stage, f"{name}: {headline(res)} ({time.perf_counter() - t0:.1f}s)")
+    return summaries
+
+
+def report_tasks(world_dir: str | Path, *, chat: bool, images: bool) -> list[tuple[str, Path]]:
+    """The `report` suite: everything the technical report draws, for the data the world folder has."""
+    world = Path(world_dir)
+    if not world.is_dir():
+        raise UserError(f"world folder not found: {world}")
+    langs = exam_languages(world)
+    tasks = [(f"exams_{lang}", world / "exams" / lang) for lang in langs]
+    if langs:
+        tasks.append(("calibration", world / "exams" / ("en" if "en" in langs else langs[0])))
+    for fam in ("truthfulqa", "factuality", "image_qa", "followup", "bpb"):
+        if fam == "image_qa" and not images:
+            continue
+        if fam == "followup" and not chat:
+            continue
+        path = world / DEFAULT_PATHS[fam]
+        if path.exists():
+            tasks.append((fam, path))
+    return tasks
+
+
+def run_suite(
+    model: str | Path | LanguageModel,
+    world_dir: str | Path,
+    out_dir: str | Path,
+    stage: str,
+    *,
+    chat: bool | None = None,
+    limit: int | None = None,
+    device: str = "cpu",
+    log: Callable[[str, str], None] | None = _log,
+) -> dict[str, dict]:
+    """Run the report suite on a checkpoint folder (or any LanguageModel) and write out_dir/<task>.json.
+
+    `chat` (default: every stage except "base") selects the chat-template prompts for generation and the
+    extra TruthfulQA chat format. Returns {task: summary}."""
+    if chat is None:
+        chat = stage != "base"
+    lm = model if isinstance(model, LanguageModel) else load_backend(model, device=device)
+    tasks = report_tasks(world_dir, chat=chat, images=bool(getattr(lm, "supports_images", False)))
+    return run_tasks(lm, tasks, out_dir, stage=stage, chat=chat, limit=limit, log=log)
+
+
+def load_backend(model_dir: str | Path, device: str = "cpu") -> LanguageModel:
+    from tinygpt4.evals.local import LocalModel
+
+    return LocalModel(model_dir, device=device)
