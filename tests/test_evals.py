@@ -94,7 +94,7 @@ class ScriptedLM:
         return out
 
     def complete(self, prompts, max_tokens=64, stop=None):
-        return [" " + self._answer(p.split("\n")[-2][3:]) for p in prompts]
+        return [" " + self._answer(re.split(r"[:：] ?", p.split("\n")[-2], maxsplit=1)[1]) for p in prompts]
 
 
 def write_mmlu(root: Path, subjects: dict[str, dict[str, list[tuple]]]) -> Path:
@@ -296,6 +296,8 @@ def test_normalised_matching():
     assert not exact_match("It is Lumen.", "Lumen")
     assert contains_answer("It is Lumen.", "Lumen")
     assert not contains_answer("Lumenx", "Lumen")
+    assert not contains_answer("No.\nLumen", "Lumen")  # only the first line counts
+    assert contains_answer("루멘입니다.", "루멘")
 
 
 def test_factuality_by_category(tmp_path):
@@ -308,8 +310,14 @@ def test_factuality_by_category(tmp_path):
     res = factuality.evaluate(lm, path, chat=True)
     s = res["summary"]
     assert s["exact_match"] == pytest.approx(2 / 3, abs=1e-3)
-    assert s["by_category"]["geography"] == {"n": 2, "acc": 1.0}
-    assert s["by_lang"]["ko"]["acc"] == 1.0
+    assert s["by_category"]["geography"] == {"n": 2, "exact_match": 1.0, "contains": 1.0}
+    assert s["by_lang"]["ko"]["contains"] == 1.0
+    ja = tmp_path / "ja.jsonl"
+    ja.write_text(json.dumps({"question": "ロデンプンはどの大陸?", "answer": "ギテプ", "category": "geo", "lang": "ja"},
+                             ensure_ascii=False), encoding="utf-8")
+    lm_ja = ScriptedLM({"ロデンプンはどの大陸?": "ロデンプンはギテプ大陸に位置しています"})
+    s_ja = factuality.evaluate(lm_ja, ja)["summary"]
+    assert s_ja["contains"] == 1.0 and s_ja["exact_match"] == 0.0
     base = factuality.evaluate(lm, path, chat=False)["summary"]
     assert base["exact_match"] == pytest.approx(2 / 3, abs=1e-3)
 
@@ -352,7 +360,12 @@ def test_followup_with_and_without_context(tmp_path):
            "answer": "Lumen", "standalone": [{"role": "user", "content": "And its capital?"}]}
     path.write_text(json.dumps(rec) + "\n", encoding="utf-8")
     s = followup.evaluate(ScriptedLM({"And its capital?": "Lumen"}), path)["summary"]
-    assert s["acc_with_context"] == 1.0 and s["acc_standalone"] == 0.0
+    assert s["acc_with_context"] == 1.0 and s["acc_standalone"] == 0.0 and "acc_explicit" not in s
+    rec["explicit"] = [{"role": "user", "content": "What is the capital of Varo?"}]
+    path.write_text(json.dumps(rec) + "\n", encoding="utf-8")
+    lm = ScriptedLM({"And its capital?": "Lumen", "What is the capital of Varo?": "It is Lumen"})
+    s = followup.evaluate(lm, path)["summary"]
+    assert s["acc_explicit"] == 1.0 and s["exact_explicit"] == 0.0
 
 
 def test_bits_per_byte(tmp_path):

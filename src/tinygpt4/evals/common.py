@@ -56,12 +56,23 @@ def exact_match(prediction: str, reference: str) -> bool:
     return normalize_answer(first_line(prediction)) == normalize_answer(reference)
 
 
+def _unspaced_script(text: str) -> bool:
+    """Text in a script written without spaces between words (Han, kana) or with particles glued to
+    words (Hangul), where a reference can only be found as a substring."""
+    return any(0x3040 <= ord(ch) <= 0x30FF or 0x4E00 <= ord(ch) <= 0x9FFF or 0xAC00 <= ord(ch) <= 0xD7AF
+               for ch in text)
+
+
 def contains_answer(prediction: str, reference: str) -> bool:
-    """The normalised reference appears as whole words in the normalised prediction."""
+    """The normalised reference appears in the normalised first line of the prediction: as whole words,
+    or as a substring for Chinese/Japanese/Korean text ("ロデンプンはギテプ大陸に..." contains "ギテプ")."""
     ref = normalize_answer(reference)
     if not ref:
         return False
-    return f" {ref} " in f" {normalize_answer(prediction)} "
+    pred = normalize_answer(first_line(prediction))
+    if _unspaced_script(ref):
+        return ref in pred
+    return f" {ref} " in f" {pred} "
 
 
 def softmax(scores: Sequence[float]) -> list[float]:

@@ -1,9 +1,13 @@
-"""Factuality by category: the model answers each question in its own words, scored by normalised exact
-match of the first line of its answer against the reference (and, as a looser second number, whether the
-reference appears in the answer).
+"""Factuality by category: the model answers each question in its own words; the first line of the answer
+is normalised (NFKC, case, punctuation, articles) and scored two ways against the reference:
 
-A chat model is asked through its chat template; a base model gets the plain-text prompt
-"Q: <question>\\nA:" and its continuation is cut at the end of the line.
+  exact_match  the whole line equals the reference;
+  contains     the reference appears in the line (whole words; substring for Japanese and Korean), which
+               credits a sentence answer such as "Gudo is located in Maton." for "Maton".
+
+A chat model is asked through its chat template; a base model gets a plain-text prompt in the style of the
+question-and-answer pages of its corpus ("Q: <question>\\nA:", localised) and its continuation is cut at
+the end of the line.
 """
 
 from __future__ import annotations
@@ -12,12 +16,19 @@ import time
 from pathlib import Path
 
 from tinygpt4.errors import UserError
-from tinygpt4.evals.common import contains_answer, exact_match, group_accuracy, result, rounded
+from tinygpt4.evals.common import contains_answer, exact_match, result, rounded
 from tinygpt4.evals.protocol import LanguageModel
 
+QA_TEMPLATES = {
+    "en": "Q: {question}\nA:",
+    "es": "Pregunta: {question}\nRespuesta:",
+    "ko": "질문: {question}\n답:",
+    "ja": "質問：{question}\n答え：",
+}
 
-def qa_prompt(question: str) -> str:
-    return f"Q: {question.strip()}\nA:"
+
+def qa_prompt(question: str, lang: str = "en") -> str:
+    return QA_TEMPLATES.get(lang, QA_TEMPLATES["en"]).format(question=question.strip())
 
 
 def load_items(path: str | Path) -> list[dict]:
@@ -46,7 +57,7 @@ def evaluate(
     if chat:
         outputs = lm.generate([[{"role": "user", "content": it["question"]}] for it in items], max_tokens=max_tokens)
     else:
-        outputs = lm.complete([qa_prompt(it["question"]) for it in items], max_tokens=max_tokens, stop=["\n"])
+        outputs = lm.complete([qa_prompt(it["question"], it["lang"]) for it in items], max_tokens=max_tokens, stop=["\n"])
     wall = time.perf_counter() - t0
     for it, out in zip(items, outputs):
         it["output"] = out
@@ -57,11 +68,20 @@ def evaluate(
         "n": n,
         "exact_match": sum(it["exact_match"] for it in items) / n if n else None,
         "contains": sum(it["contains"] for it in items) / n if n else None,
-        "by_category": group_accuracy(items, "category", "exact_match"),
-        "by_lang": group_accuracy(items, "lang", "exact_match"),
+        "by_category": _by(items, "category"),
+        "by_lang": _by(items, "lang"),
         "wall_s": wall,
     }
-    config = {"path": str(path), "prompt": "chat" if chat else "Q: <question>\\nA:", "max_tokens": max_tokens,
+    config = {"path": str(path), "prompt": "chat" if chat else QA_TEMPLATES, "max_tokens": max_tokens,
               "limit": limit, "model": getattr(lm, "name", None),
-              "metric": "normalised exact match of the first line (NFKC, lower case, no punctuation/articles)"}
+              "metrics": {"exact_match": "normalised first line == normalised reference",
+                          "contains": "normalised reference within the normalised first line"}}
     return result(task, config, rounded(summary), items)
+
+
+def _by(items: list[dict], key: str) -> dict[str, dict]:
+    groups: dict[str, list[dict]] = {}
+    for it in items:
+        groups.setdefault(str(it[key]), []).append(it)
+    return {g: {"n": len(v), "exact_match": sum(it["exact_match"] for it in v) / len(v),
+                "contains": sum(it["contains"] for it in v) / len(v)} for g, v in sorted(groups.items())}

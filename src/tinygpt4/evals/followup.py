@@ -1,8 +1,10 @@
 """Follow-up questions that need the conversation so far ("And what is its capital?").
 
-Each item is asked twice: with its earlier turns, and as the standalone final question without them.
-The gap between the two accuracies is how much the model uses context; the standalone number is the
-baseline a model gets by guessing what "it" refers to.
+Each item is asked with its earlier turns and as the standalone final question without them (and, when
+the data gives one, as an explicit question that names the entity: the ceiling). The gap between the
+first two is how much the model uses context; the standalone number is what guessing what "it" refers to
+gets. Scored like factuality: `acc_*` = the normalised reference appears in the first line of the reply,
+`exact_*` = the first line is exactly the reference.
 """
 
 from __future__ import annotations
@@ -11,7 +13,15 @@ import time
 from pathlib import Path
 
 from tinygpt4.errors import UserError
-from tinygpt4.evals.common import contains_answer, exact_match, inline_images, result, rounded, search_roots
+from tinygpt4.evals.common import (
+    contains_answer,
+    exact_match,
+    inline_images,
+    result,
+    rounded,
+    search_roots,
+    unsupported,
+)
 from tinygpt4.evals.protocol import LanguageModel, Unsupported, has_images
 
 
@@ -28,8 +38,11 @@ def load_items(path: str | Path) -> list[dict]:
         validate_messages(standalone, f"{where} (standalone)")
         if not isinstance(obj.get("answer"), str):
             raise UserError(f"{where}: needs a string \"answer\"")
-        items.append({"messages": obj["messages"], "standalone": standalone, "answer": obj["answer"],
-                      "kind": obj.get("kind") or (obj.get("meta") or {}).get("kind", "all")})
+        explicit = obj.get("explicit")
+        if explicit is not None:
+            validate_messages(explicit, f"{where} (explicit)")
+        items.append({"messages": obj["messages"], "standalone": standalone, "explicit": explicit,
+                      "answer": obj["answer"], "lang": obj.get("lang", "all")})
     return items
 
 
@@ -42,38 +55,35 @@ def evaluate(
     limit: int | None = None,
 ) -> dict:
     config = {"path": str(path), "max_tokens": max_tokens, "limit": limit, "model": getattr(lm, "name", None),
-              "metric": "normalised exact match of the first line; 'contains' = reference within the reply"}
+              "metrics": {"acc": "normalised reference within the reply's first line",
+                          "exact": "the reply's first line equals the reference"}}
     items = load_items(path)[:limit]
     if not getattr(lm, "supports_images", False):
         items = [it for it in items if not has_images(it["messages"]) and not has_images(it["standalone"])]
     roots = search_roots(path)
-    conversations = [inline_images(it["messages"], roots, str(path)) for it in items]
-    conversations += [inline_images(it["standalone"], roots, str(path)) for it in items]
+    variants = ["with_context", "standalone"] + (["explicit"] if all(it["explicit"] for it in items) and items else [])
+    source = {"with_context": "messages", "standalone": "standalone", "explicit": "explicit"}
+    conversations = [inline_images(it[source[v]], roots, str(path)) for v in variants for it in items]
     t0 = time.perf_counter()
     try:
         outputs = lm.generate(conversations, max_tokens=max_tokens)
     except Unsupported as e:
-        from tinygpt4.evals.common import unsupported
-
         return unsupported(task, config, str(e))
     wall = time.perf_counter() - t0
     n = len(items)
-    for i, it in enumerate(items):
-        it["output"], it["output_standalone"] = outputs[i], outputs[n + i]
-        it["correct"] = exact_match(it["output"], it["answer"])
-        it["correct_standalone"] = exact_match(it["output_standalone"], it["answer"])
-        it["contains"] = contains_answer(it["output"], it["answer"])
-        it["contains_standalone"] = contains_answer(it["output_standalone"], it["answer"])
-
-    def frac(key: str) -> float | None:
-        return sum(it[key] for it in items) / n if n else None
-
-    summary = {
-        "n": n,
-        "acc_with_context": frac("correct"),
-        "acc_standalone": frac("correct_standalone"),
-        "contains_with_context": frac("contains"),
-        "contains_standalone": frac("contains_standalone"),
-        "wall_s": wall,
-    }
+    summary: dict = {"n": n}
+    for k, v in enumerate(variants):
+        for i, it in enumerate(items):
+            out = outputs[k * n + i]
+            it.setdefault("output", {})[v] = out
+            it.setdefault("correct", {})[v] = contains_answer(out, it["answer"])
+            it.setdefault("exact", {})[v] = exact_match(out, it["answer"])
+        summary[f"acc_{v}"] = sum(it["correct"][v] for it in items) / n if n else None
+        summary[f"exact_{v}"] = sum(it["exact"][v] for it in items) / n if n else None
+    by: dict[str, list[dict]] = {}
+    for it in items:
+        by.setdefault(it["lang"], []).append(it)
+    summary["by_lang"] = {g: {"n": len(v), **{f"acc_{x}": sum(it["correct"][x] for it in v) / len(v) for x in variants}}
+                          for g, v in sorted(by.items())}
+    summary["wall_s"] = wall
     return result(task, config, rounded(summary), items)
