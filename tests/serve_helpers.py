@@ -1,4 +1,4 @@
-"""Helpers for the server tests: tiny engines, a slowed-down engine, a live uvicorn server on loopback."""
+"""Helpers for the server tests: tiny engines, slowed-down and scripted decoders, a live server on loopback."""
 
 from __future__ import annotations
 
@@ -13,36 +13,39 @@ from PIL import Image
 
 from tinygpt4.checkpoint import build_model
 from tinygpt4.engine import Engine
+from tinygpt4.serve.decoder import Decoder, Token
 
 
 def make_engine(tok, vision: bool = False, seed: int = 0) -> Engine:
     return Engine(build_model(tiny_model_config(tok.vocab_size, vision=vision), seed=seed), tok)
 
 
-class SlowEngine:
-    """Wraps an Engine: sleeps `delay` seconds per generated token, counts tokens per batch row, and can be
-    held before it starts (so tests can fill the queue)."""
+class SlowDecoder(Decoder):
+    """The real decoder, slowed down by `delay` seconds per step, optionally held before it admits anything
+    (so tests can fill the queue), and counting the tokens each row got before it left."""
 
     def __init__(self, engine: Engine, delay: float = 0.01):
-        self.engine = engine
+        super().__init__(engine)
         self.delay = delay
         self.gate = threading.Event()
         self.gate.set()
-        self.row_tokens: list[list[int]] = []  # per batch: tokens yielded per row
         self.running = threading.Event()
+        self.tokens_at_exit: dict[int, int] = {}
 
-    def __getattr__(self, name):
-        return getattr(self.engine, name)
-
-    def stream_batch(self, prompts, **kw):
+    def add(self, specs):
         self.running.set()
         self.gate.wait(30)
-        counts = [0] * len(prompts)
-        self.row_tokens.append(counts)
-        for ev in self.engine.stream_batch(prompts, **kw):
-            counts[ev.row] += 1
-            time.sleep(self.delay)
-            yield ev
+        return super().add(specs)
+
+    def step(self):
+        time.sleep(self.delay)
+        return super().step()
+
+    def remove(self, keys):
+        for s, m in zip(self.slots, self.made):
+            if s is not None and s.key in keys:
+                self.tokens_at_exit[s.key] = m
+        super().remove(keys)
 
 
 class LiveServer:
@@ -103,38 +106,40 @@ def bomb_png(side: int = 30000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
-class ScriptedEngine:
-    """Engine stand-in that 'generates' a fixed text for every row (then <|eot|>), for testing what the server
+class ScriptedDecoder(Decoder):
+    """Decoder stand-in that 'generates' a fixed text for every row (then <|eot|>), for testing what the server
     does with tokens: stop strings across token boundaries, output moderation, per-row limits."""
 
-    def __init__(self, tok, script: str, max_len: int = 512):
-        from tinygpt4.config import ModelConfig
+    def __init__(self, tok, script: str, max_len: int = 512, vision: bool = False):
+        from tinygpt4.config import ModelConfig, VisionConfig
 
         self.tok = tok
-        self.ids = tok.encode(script)
+        self.seq = tok.encode(script) + [tok.eot_id]
         self.max_len = max_len
-        self.model = type("M", (), {"config": ModelConfig(vocab_size=tok.vocab_size)})()
-        self.stopped: list[int] = []  # rows cancelled through should_stop
+        cfg = ModelConfig(vocab_size=tok.vocab_size, vision=VisionConfig(image_size=32) if vision else None)
+        self.model = type("Model", (), {"config": cfg})()
+        self.pos: dict[int, int] = {}
 
-    def stream_batch(self, prompts, *, max_new_tokens=64, should_stop=None, **kw):
-        from tinygpt4.engine import StepEvent
+    @property
+    def rows(self) -> int:
+        return len(self.pos)
 
-        live = list(range(len(prompts)))
-        seq = self.ids + [self.tok.eot_id]
-        for step in range(max_new_tokens):
-            nxt = []
-            for r in live:
-                t = seq[min(step, len(seq) - 1)]
-                if t == self.tok.eot_id:
-                    yield StepEvent(r, "", t, "stop", -0.5, None)
-                    continue
-                finish = "length" if step == max_new_tokens - 1 else None
-                if finish is None and should_stop is not None and should_stop(r):
-                    finish = "cancelled"
-                    self.stopped.append(r)
-                yield StepEvent(r, "", t, finish, -0.5, None)
-                if finish is None:
-                    nxt.append(r)
-            live = nxt
-            if not live:
-                return
+    def make_generator(self, seed):
+        return None
+
+    def _next(self, key):
+        t = self.seq[min(self.pos[key], len(self.seq) - 1)]
+        self.pos[key] += 1
+        return Token(key, t, -0.5, None)
+
+    def add(self, specs):
+        for s in specs:
+            self.pos[s.key] = 0
+        return [self._next(s.key) for s in specs]
+
+    def step(self):
+        return [self._next(k) for k in list(self.pos)]
+
+    def remove(self, keys):
+        for k in keys:
+            self.pos.pop(k, None)

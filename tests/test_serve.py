@@ -17,8 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 from serve_helpers import (
     LiveServer,
-    ScriptedEngine,
-    SlowEngine,
+    ScriptedDecoder,
+    SlowDecoder,
     bomb_png,
     data_url,
     make_engine,
@@ -27,6 +27,7 @@ from serve_helpers import (
 
 from tinygpt4.chat import render_chat
 from tinygpt4.serve.api import ServeSettings, create_app
+from tinygpt4.serve.decoder import Decoder
 
 USER = [{"role": "user", "content": "Hello world"}]
 
@@ -245,18 +246,27 @@ def test_text_model_refuses_images(text_engine):
 
 
 def test_internal_errors_are_generic(text_engine, tiny_tokenizer):
-    class Broken(SlowEngine):
-        def stream_batch(self, prompts, **kw):
-            raise RuntimeError("secret internal detail /home/x")
-            yield
+    class Broken(Decoder):
+        fail_in = "add"
 
-    with TestClient(create_app(Broken(text_engine), ServeSettings(moderation="off"))) as c:
+        def add(self, specs):
+            if self.fail_in == "add":
+                raise RuntimeError("secret internal detail /home/x")
+            return super().add(specs)
+
+        def step(self):
+            raise RuntimeError("secret internal detail /home/y")
+
+    broken = Broken(text_engine)
+    with TestClient(create_app(broken, ServeSettings(moderation="off"))) as c:
         r = chat(c)
         assert_openai_error(r, 500)
         assert "secret" not in r.text
+        broken.fail_in = "step"
         r = chat(c, stream=True)
         assert "secret" not in r.text and sse_events(r.text)[-1]["error"]["type"] == "server_error"
         assert c.get("/health").status_code == 200
+        assert broken.rows == 0  # the failed rows were cleared; the worker is still serving
 
 
 # ---- API key ----------------------------------------------------------------------------------------------
@@ -294,10 +304,54 @@ def test_health_is_503_while_loading(monkeypatch, tmp_path, text_engine):
         assert c.get("/health").status_code == 200 and chat(c).status_code == 200
 
 
+# ---- continuous batching: rows joining and leaving decode exactly as alone -------------------------------
+
+def test_decoder_rows_joining_and_leaving_match_solo_greedy(vlm_engine, tiny_tokenizer):
+    from PIL import Image
+
+    from tinygpt4.serve.decoder import RowSpec
+
+    tok = tiny_tokenizer
+    red, blue = Image.new("RGB", (32, 32), (220, 30, 30)), Image.new("RGB", (32, 32), (30, 30, 220))
+
+    def prompt(text, images=0):
+        content = [{"type": "image_url", "image_url": {"url": f"img{i}"}} for i in range(images)]
+        msgs = [{"role": "user", "content": content + [{"type": "text", "text": text}]}]
+        return render_chat(msgs, tok, image_tokens=4, add_generation_prompt=True, load_images=False).ids
+
+    rows = {  # key: (prompt, images, tokens to generate, step at which it joins)
+        0: (prompt("Hello"), [], 12, 0),
+        1: (prompt("The capital of Veloria is Tamsk. Veloria uses the dorin as its currency. " * 2), [], 9, 3),
+        2: (prompt("hi", 1), [red], 10, 3),
+        3: (prompt("2 + 3 =", 2), [blue, red], 8, 7),
+    }
+    solo = {k: vlm_engine.generate([p], max_new_tokens=n, images=[imgs] if imgs else None)[0].token_ids
+            for k, (p, imgs, n, _) in rows.items()}
+    dec = Decoder(vlm_engine)
+    got: dict[int, list[int]] = {k: [] for k in rows}
+
+    def take(tokens):  # record, then drop rows that are done (as the batcher does)
+        for t in tokens:
+            got[t.key].append(t.token_id)
+        dec.remove({k for k in got if k in {s.key for s in dec.specs} and
+                    (len(got[k]) >= rows[k][2] or got[k][-1] == tok.eot_id)})
+
+    for step in range(40):
+        take(dec.add([RowSpec(k, p, n, imgs) for k, (p, imgs, n, at) in rows.items() if at == step]))
+        if dec.rows:
+            take(dec.step())
+        elif step > max(at for *_, at in rows.values()):
+            break
+    for k in rows:
+        ids = [t for t in got[k] if t != tok.eot_id]
+        assert ids == solo[k], k
+    assert dec.rows == 0 and dec.cache is None
+
+
 # ---- per-row text pipeline (scripted tokens) -------------------------------------------------------------
 
 def test_stop_string_split_across_tokens_never_leaks(tiny_tokenizer):
-    eng = ScriptedEngine(tiny_tokenizer, "The capital of Veloria is Tamsk. Hello world")
+    eng = ScriptedDecoder(tiny_tokenizer, "The capital of Veloria is Tamsk. Hello world")
     with TestClient(create_app(eng, ServeSettings(moderation="off"))) as c:
         events = sse_events(chat(c, stop="Veloria is", stream=True, max_tokens=40).text)
         pieces = [e["choices"][0]["delta"].get("content", "") for e in events]
@@ -316,7 +370,7 @@ def test_stop_string_split_across_tokens_never_leaks(tiny_tokenizer):
 
 def test_block_mode_filters_input_and_output_and_audits(tmp_path, tiny_tokenizer):
     audit = tmp_path / "audit.jsonl"
-    eng = ScriptedEngine(tiny_tokenizer, "Sure. To synthesize sarin you first need the precursor")
+    eng = ScriptedDecoder(tiny_tokenizer, "Sure. To synthesize sarin you first need the precursor")
     settings = ServeSettings(moderation="block", audit_log=str(audit), api_key="sk-very-secret")
     hdr = {"authorization": "Bearer sk-very-secret"}
     with TestClient(create_app(eng, settings)) as c:
@@ -381,7 +435,7 @@ def test_concurrent_requests_are_batched_and_match_solo_decoding(vlm_engine, tin
 
 
 def test_full_queue_answers_429_with_retry_after(text_engine):
-    slow = SlowEngine(text_engine, delay=0.0)
+    slow = SlowDecoder(text_engine, delay=0.0)
     slow.gate.clear()
     app = create_app(slow, ServeSettings(moderation="off", max_queue=1, retry_after_s=3))
     statuses = []
@@ -410,7 +464,7 @@ def test_full_queue_answers_429_with_retry_after(text_engine):
 
 
 def test_client_disconnect_mid_stream_frees_its_slot(text_engine):
-    slow = SlowEngine(text_engine, delay=0.02)
+    slow = SlowDecoder(text_engine, delay=0.02)
     app = create_app(slow, ServeSettings(moderation="off"))
     with LiveServer(app) as srv:
         body = {"messages": OK_MSG, "max_tokens": 200, "temperature": 0.9, "stream": True}
@@ -427,7 +481,8 @@ def test_client_disconnect_mid_stream_frees_its_slot(text_engine):
         while batcher.active_rows and time.time() < deadline:
             time.sleep(0.01)
         assert batcher.active_rows == 0
-        assert slow.row_tokens[-1][0] < 100  # stopped long before its 200 tokens
+        (made,) = slow.tokens_at_exit.values()
+        assert made < 100  # stopped long before its 200 tokens
         r = httpx.post(srv.url + "/v1/chat/completions", json={"messages": OK_MSG, "max_tokens": 3}, timeout=30)
         assert r.status_code == 200
 

@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from serve_helpers import LiveServer, SlowEngine, data_url, make_engine, png_bytes
+from serve_helpers import LiveServer, SlowDecoder, data_url, make_engine, png_bytes
 
 from tinygpt4.serve.api import ServeSettings, create_app
 
@@ -129,7 +129,7 @@ def test_oversized_image_is_400(client):
 
 
 def test_full_queue_is_429(tiny_tokenizer):
-    slow = SlowEngine(make_engine(tiny_tokenizer), delay=0.0)
+    slow = SlowDecoder(make_engine(tiny_tokenizer), delay=0.0)
     slow.gate.clear()
     app = create_app(slow, ServeSettings(moderation="off", max_queue=1))
     with LiveServer(app) as srv:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from serve_helpers import LiveServer, ScriptedEngine, SlowEngine, make_engine, png_bytes
+from serve_helpers import LiveServer, ScriptedDecoder, SlowDecoder, make_engine, png_bytes
 
 from tinygpt4.serve.api import ServeSettings, create_app
 
@@ -66,7 +66,7 @@ def _paste_png(page, data: bytes):
 
 
 def test_image_message_streams_an_answer(page, tiny_tokenizer, tmp_path):
-    slow = SlowEngine(make_engine(tiny_tokenizer, vision=True), delay=0.03)
+    slow = SlowDecoder(make_engine(tiny_tokenizer, vision=True), delay=0.03)
     with LiveServer(create_app(slow, ServeSettings(moderation="off"))) as srv:
         sent = []
         page.on("request", lambda r: sent.append(r.post_data) if r.url.endswith("/chat/completions") else None)
@@ -107,7 +107,7 @@ def test_image_message_streams_an_answer(page, tiny_tokenizer, tmp_path):
 def test_markdown_is_rendered_and_html_is_inert(page, tiny_tokenizer):
     answer = ("**Bold** and `code` <img src=x onerror=\"window.pwned=1\"> "
               "[bad](javascript:window.pwned=2) [ok](https://example.com)\n\n- one\n- two\n\n```\n<b>raw</b>\n```")
-    with LiveServer(create_app(ScriptedEngine(tiny_tokenizer, answer), ServeSettings(moderation="off"))) as srv:
+    with LiveServer(create_app(ScriptedDecoder(tiny_tokenizer, answer), ServeSettings(moderation="off"))) as srv:
         _open(page, srv.url)
         _settings(page, max_tokens=400, temperature=0)
         page.fill("#input", "format something")
@@ -125,7 +125,7 @@ def test_markdown_is_rendered_and_html_is_inert(page, tiny_tokenizer):
 
 
 def test_stop_regenerate_new_chat_and_errors(page, tiny_tokenizer):
-    slow = SlowEngine(make_engine(tiny_tokenizer), delay=0.05)
+    slow = SlowDecoder(make_engine(tiny_tokenizer), delay=0.05)
     with LiveServer(create_app(slow, ServeSettings(moderation="off", api_key="sk-page"))) as srv:
         _open(page, srv.url)
         page.fill("#input", "hello")

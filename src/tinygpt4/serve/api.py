@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tinygpt4.data.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from tinygpt4.errors import UserError
-from tinygpt4.serve.batcher import Batcher, GenerationError, GenRequest, Handle, QueueFull
+from tinygpt4.serve.batcher import Batcher, Delta, GenerationError, GenRequest, Handle, QueueFull
 from tinygpt4.serve.metrics import Metrics
 from tinygpt4.serve.schemas import ChatCompletionRequest, unsupported_field
 
@@ -98,7 +98,7 @@ class _State:
     def __init__(self, settings: ServeSettings):
         self.settings = settings
         self.metrics = Metrics()
-        self.engine = None
+        self.decoder = None
         self.batcher: Batcher | None = None
         self.moderator = None
         self.model_name = settings.model_name or "tinygpt4"
@@ -109,14 +109,15 @@ class _State:
 
     def install(self, engine, fingerprint: str | None = None) -> None:
         from tinygpt4.safety.moderation import PolicyMatcher
+        from tinygpt4.serve.decoder import Decoder
 
         s = self.settings
         self.moderator = PolicyMatcher(s.moderation, s.audit_log)
-        self.engine = engine
-        vision = getattr(engine.model.config, "vision", None)
+        self.decoder = engine if isinstance(engine, Decoder) else Decoder(engine)
+        vision = getattr(self.decoder.model.config, "vision", None)
         self.image_tokens = vision.tokens_per_image if vision is not None else 0
         self.fingerprint = fingerprint
-        self.batcher = Batcher(engine, max_batch=s.max_batch, max_queue=s.max_queue,
+        self.batcher = Batcher(self.decoder, max_batch=s.max_batch, max_queue=s.max_queue,
                                batch_wait_s=s.batch_wait_ms / 1000, metrics=self.metrics)
         self.batcher.start()
         self.status = "ok"
@@ -132,8 +133,8 @@ def _load_engine(model_dir: Path, device: str):
 
 
 def create_app(source, settings: ServeSettings | None = None) -> FastAPI:
-    """`source` is a checkpoint folder (loaded in the background; /health answers 503 until it is ready) or
-    an already-built `Engine`."""
+    """`source` is a checkpoint folder (loaded in the background; /health answers 503 until it is ready), an
+    already-built `Engine`, or a `Decoder` (tests pass decoders that script or slow down generation)."""
     settings = settings or ServeSettings()
     st = _State(settings)
     if isinstance(source, str | Path):
@@ -426,12 +427,12 @@ def _prepare(st: _State, body: ChatCompletionRequest) -> _Prepared:
             raise ApiError(400, str(e), param=param, code="invalid_image") from None
         part["image_url"] = {"url": f"img:{k}"}  # the renderer only sees an index into `decoded`
     try:
-        rc = render_chat(messages, st.engine.tok, image_tokens=st.image_tokens, add_generation_prompt=True,
+        rc = render_chat(messages, st.decoder.tok, image_tokens=st.image_tokens, add_generation_prompt=True,
                          load_images=False)
     except UserError as e:
         raise ApiError(400, str(e), param="messages", code="invalid_value") from None
     images = [decoded[int(ref[4:])] for ref in rc.images]
-    context = st.engine.max_len
+    context = st.decoder.max_len
     n_prompt = len(rc.ids)
     asked = body.requested_max_tokens
     param = "max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens"
@@ -533,6 +534,20 @@ def _finish_metrics(st: _State, handle: Handle, t0: float, n_prompt: int, comple
     m.observe_latency(time.perf_counter() - t0)
 
 
+def _coalesce(group: list) -> list:
+    """Merge consecutive deltas of the same choice (a client that reads slower than tokens arrive gets
+    one chunk with several tokens rather than a backlog of one-token chunks)."""
+    out = []
+    for d in group:
+        prev = out[-1] if out else None
+        if prev is not None and prev.index == d.index and prev.finish_reason is None:
+            out[-1] = Delta(d.index, prev.text + d.text, d.finish_reason, prev.tokens + d.tokens,
+                            d.completion_tokens)
+        else:
+            out.append(d)
+    return out
+
+
 async def _stream(st: _State, body: ChatCompletionRequest, handle: Handle, rid: str, t0: float):
     created = int(time.time())
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -542,14 +557,20 @@ async def _stream(st: _State, body: ChatCompletionRequest, handle: Handle, rid: 
     try:
         for i in range(body.n):
             yield _sse(_chunk(st, rid, created, i, {"role": "assistant", "content": ""}, None, None, include_usage))
-        async for d in handle.deltas():
-            lp = {"content": _logprobs_content(st.engine.tok, d.tokens), "refusal": None} if body.logprobs else None
-            if d.text or (lp and lp["content"]):
-                texts[d.index] += d.text
-                yield _sse(_chunk(st, rid, created, d.index, {"content": d.text}, None, lp, include_usage))
-            if d.finish_reason is not None:
-                completion += d.completion_tokens
-                yield _sse(_chunk(st, rid, created, d.index, {}, d.finish_reason, None, include_usage))
+        async for group in handle.batches():
+            out = []  # one write for everything that arrived together
+            for d in _coalesce(group):
+                lp = ({"content": _logprobs_content(st.decoder.tok, d.tokens), "refusal": None}
+                      if body.logprobs else None)
+                if d.text or (lp and lp["content"]):
+                    texts[d.index] += d.text
+                    out.append(_sse(_chunk(st, rid, created, d.index, {"content": d.text}, None, lp,
+                                           include_usage)))
+                if d.finish_reason is not None:
+                    completion += d.completion_tokens
+                    out.append(_sse(_chunk(st, rid, created, d.index, {}, d.finish_reason, None, include_usage)))
+            if out:
+                yield "".join(out)
         finished = True
         if include_usage:
             yield _sse(_usage_chunk(st, rid, created, _usage(n_prompt, completion)))
@@ -603,7 +624,7 @@ async def _complete(st: _State, body: ChatCompletionRequest, handle: Handle, rid
     _check_final_output(st, rid, texts)
     choices = []
     for i in range(body.n):
-        lp = {"content": _logprobs_content(st.engine.tok, tokens[i]), "refusal": None} if body.logprobs else None
+        lp = {"content": _logprobs_content(st.decoder.tok, tokens[i]), "refusal": None} if body.logprobs else None
         choices.append({"index": i, "message": {"role": "assistant", "content": texts[i], "refusal": None},
                         "logprobs": lp, "finish_reason": finish[i]})
     return {"id": rid, "object": "chat.completion", "created": int(time.time()), "model": st.model_name,

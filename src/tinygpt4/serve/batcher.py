@@ -1,12 +1,12 @@
-"""Generation off the event loop: one worker thread batches requests into `Engine.stream_batch` calls.
+"""Generation off the event loop: one worker thread runs continuous batching over a `Decoder`.
 
-Requests wait in a bounded queue (full -> the API answers 429). The worker takes the oldest request, waits a
-few milliseconds for others arriving at the same moment, and runs every compatible waiting request (same
-sampling settings, fitting the context together) as one batch. Per-row work the engine does not know about
-happens here: each choice's own max_tokens, its own stop strings (text that might be the start of a stop
+Requests wait in a bounded queue (full -> the API answers 429). Between decoding steps the worker moves
+waiting requests into the running batch (oldest first, while their rows fit in `max_batch`), so a new request
+starts at the next step instead of after the answers in front of it; when the decoder is idle it waits a few
+milliseconds first, so requests sent at the same moment share one prefill. Per-row work the decoder does not
+know about happens here: each choice's max_tokens, its stop strings (text that might be the start of a stop
 string is held back, so a stop string never reaches the client), output moderation, and cancellation. A
-finished or abandoned row answers True to the engine's `should_stop`, and the engine drops it from the KV
-cache at the next step, so a disconnected client frees its slot.
+finished or abandoned row (a disconnected client) leaves the decoder before the next step, freeing its slot.
 
 Results go back to the event loop through `loop.call_soon_threadsafe` onto one asyncio.Queue per request.
 """
@@ -93,24 +93,42 @@ class Handle:
         except RuntimeError:  # the loop is closed: nobody is listening any more
             self.cancelled.set()
 
-    async def deltas(self) -> AsyncIterator[Delta]:
-        """Every Delta until all n choices have finished."""
+    async def batches(self) -> AsyncIterator[list[Delta]]:
+        """Deltas in groups: each group is everything that has arrived by the time the consumer asks, so a
+        slow reader gets fewer, larger pieces instead of falling behind. Ends when all n choices finished."""
         remaining = self.req.n
         while remaining:
-            item = await self.queue.get()
-            if isinstance(item, BaseException):
-                raise item
-            if item.finish_reason is not None:
-                remaining -= 1
-            yield item
+            items = [await self.queue.get()]
+            while not self.queue.empty():
+                items.append(self.queue.get_nowait())
+            out = []
+            for item in items:
+                if isinstance(item, BaseException):
+                    raise item
+                if item.finish_reason is not None:
+                    remaining -= 1
+                out.append(item)
+            yield out
+
+    async def deltas(self) -> AsyncIterator[Delta]:
+        """Every Delta until all n choices have finished."""
+        async for group in self.batches():
+            for d in group:
+                yield d
+
+
+def _deliver(items: list[tuple[Handle, Delta]]) -> None:
+    for h, d in items:
+        h.queue.put_nowait(d)
 
 
 class _Row:
     """One choice being generated: its text pipeline from token ids to client-visible text."""
 
-    def __init__(self, handle: Handle, index: int):
+    def __init__(self, handle: Handle, index: int, outbox: list):
         self.handle = handle
         self.index = index
+        self.outbox = outbox  # (handle, delta) pairs, handed to the event loop once per step
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.emitted = ""  # text already sent
         self.pending = ""  # text held back: it may be the start of a stop string
@@ -120,12 +138,12 @@ class _Row:
 
     def finish(self, text: str, reason: str) -> None:
         self.done = True
-        self.handle._put(Delta(self.index, text, reason, self.tokens, self.n_tokens))
+        self.outbox.append((self.handle, Delta(self.index, text, reason, self.tokens, self.n_tokens)))
         self.tokens = []
 
     def emit(self, text: str) -> None:
         if text or self.tokens:
-            self.handle._put(Delta(self.index, text, None, self.tokens))
+            self.outbox.append((self.handle, Delta(self.index, text, None, self.tokens)))
             self.tokens = []
 
     def on_token(self, token_id: int, piece_bytes: bytes | None, eot: bool, info: TokenInfo | None) -> None:
@@ -189,18 +207,22 @@ def _stop_prefix_len(text: str, stops: list[str]) -> int:
 
 
 class Batcher:
-    def __init__(self, engine, *, max_batch: int = 32, max_queue: int = 64, batch_wait_s: float = 0.005,
+    """Owns the decoder (only the worker thread touches it) and the queue of waiting requests."""
+
+    def __init__(self, decoder, *, max_batch: int = 32, max_queue: int = 64, batch_wait_s: float = 0.005,
                  metrics=None):
-        self.engine = engine
+        self.decoder = decoder
+        self.tok = decoder.tok
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.batch_wait_s = batch_wait_s
         self.metrics = metrics
-        self.context = engine.max_len
-        self.eot_id = engine.tok.eot_id
         self._pending: collections.deque[Handle] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
+        self._live: dict[int, _Row] = {}  # decoder row key -> row
+        self._outbox: list[tuple[Handle, Delta]] = []
+        self._keys = itertools.count()
         self.active_rows = 0
         self._thread = threading.Thread(target=self._run, name="tinygpt4-batcher", daemon=True)
 
@@ -211,6 +233,7 @@ class Batcher:
     def submit(self, req: GenRequest, loop: asyncio.AbstractEventLoop | None = None) -> Handle:
         handle = Handle(req, loop or asyncio.get_running_loop())
         with self._cond:
+            self._drop_cancelled()
             if self._stopping:
                 raise QueueFull("server is shutting down")
             if len(self._pending) >= self.max_queue:
@@ -225,7 +248,7 @@ class Batcher:
         return len(self._pending)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop taking work, cancel what is still waiting, give the running batch `timeout` to finish."""
+        """Stop the worker; whatever is still waiting or running gets an error."""
         with self._cond:
             self._stopping = True
             waiting = list(self._pending)
@@ -241,111 +264,129 @@ class Batcher:
         if self.metrics is not None:
             self.metrics.set_queue(len(self._pending), self.active_rows)
 
+    def _drop_cancelled(self) -> None:
+        for h in [h for h in self._pending if h.cancelled.is_set()]:
+            self._pending.remove(h)
+
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._stopping:
+                while not self._pending and not self._live and not self._stopping:
                     self._cond.wait()
                 if self._stopping:
-                    return
-                wait = self._pending[0].t_submit + self.batch_wait_s - time.perf_counter()
-            if wait > 0:
-                time.sleep(wait)  # let requests sent at the same moment join this batch
-            batch = self._take_batch()
-            if batch:
-                self._run_batch(batch)
+                    break
+                idle_wait = 0.0
+                if not self._live and self._pending:
+                    idle_wait = self._pending[0].t_submit + self.batch_wait_s - time.perf_counter()
+            if idle_wait > 0:
+                time.sleep(idle_wait)  # requests sent at the same moment share one prefill
+            try:
+                self._admit()
+                self._retire()
+                if self._live:
+                    self._route(self.decoder.step())
+                    self._retire()
+                self._flush()
+            except Exception as e:  # a bug or a device error: fail the running rows, keep serving
+                log.exception("generation failed with %d rows running", len(self._live))
+                self._fail_all(GenerationError(type(e).__name__))
+        self._fail_all(GenerationError("server is shutting down"))
 
-    def _take_batch(self) -> list[Handle]:
+    def _admit(self) -> None:
+        """Move waiting requests into the running batch, oldest first, while their rows fit."""
         with self._cond:
-            while self._pending and self._pending[0].cancelled.is_set():
-                self._pending.popleft()._put(GenerationError("cancelled"))
-            if not self._pending:
-                return []
-            first = self._pending[0]
-            key = _sampling_key(first)
-            batch, rows = [], 0
-            p_max, t_max = 0, 0
-            for h in list(self._pending):
-                r = h.req
-                if h.cancelled.is_set() or _sampling_key(h) != key or rows + r.n > self.max_batch:
-                    continue
-                if max(p_max, len(r.prompt)) + max(t_max, r.max_tokens) > self.context:
-                    continue
-                batch.append(h)
-                rows += r.n
-                p_max, t_max = max(p_max, len(r.prompt)), max(t_max, r.max_tokens)
-            for h in batch:
-                self._pending.remove(h)
+            self._drop_cancelled()
+            taken = []
+            rows = len(self._live)
+            while self._pending:
+                r = self._pending[0].req
+                if rows + r.n > self.max_batch and (rows or taken):
+                    break
+                h = self._pending.popleft()
                 h.started = True
-            self.active_rows = rows
+                taken.append(h)
+                rows += r.n
             self._gauge()
-            return batch
+        if not taken:
+            return
+        from tinygpt4.serve.decoder import RowSpec
 
-    def _run_batch(self, batch: list[Handle]) -> None:
-        rows: list[_Row] = []
-        prompts, images = [], []
-        for h in batch:
-            for i in range(h.req.n):
-                rows.append(_Row(h, i))
-                prompts.append(h.req.prompt)
-                images.append(h.req.images)
-        first = batch[0].req
-        want_top = max(h.req.top_logprobs for h in batch)
-        tok = self.engine.tok
+        specs = []
+        for h in taken:
+            r = h.req
+            gen = self.decoder.make_generator(r.seed) if r.seed is not None and r.temperature > 0 else None
+            for i in range(r.n):
+                key = next(self._keys)
+                self._live[key] = _Row(h, i, self._outbox)
+                specs.append(RowSpec(key, r.prompt, r.max_tokens, r.images, r.temperature, r.top_p, gen,
+                                     r.logprobs, r.top_logprobs))
         if self.metrics is not None:
-            self.metrics.observe_batch(len(rows))
+            self.metrics.observe_batch(len(specs))
         try:
-            events = self.engine.stream_batch(
-                prompts,
-                max_new_tokens=max(h.req.max_tokens for h in batch),
-                temperature=first.temperature,
-                top_p=first.top_p,
-                seed=first.seed,
-                images=images if any(images) else None,
-                top_logprobs=want_top,
-                should_stop=lambda r: rows[r].done or rows[r].handle.cancelled.is_set(),
-            )
-            for ev in events:
-                row = rows[ev.row]
-                if row.done:
-                    continue
-                h = row.handle
-                if h.t_first is None:
-                    h.t_first = time.perf_counter()
-                if ev.token_id is None:
-                    continue
-                eot = ev.token_id == self.eot_id
-                info = None
-                if h.req.logprobs and not eot:
-                    top = None
-                    if h.req.top_logprobs and ev.top_logprobs:
-                        top = dict(itertools.islice(ev.top_logprobs.items(), h.req.top_logprobs))
-                    info = TokenInfo(ev.token_id, ev.logprob, top)
-                row.on_token(ev.token_id, None if eot else tok.token_bytes(ev.token_id), eot, info)
-                if ev.finish_reason is not None and not row.done:
-                    row.finish(row.pending, "length")  # the engine ended the row (context): say so
-        except Exception as e:  # a bug or an engine error: every unfinished row gets a generic error
-            log.exception("generation failed for a batch of %d rows", len(rows))
-            failed = {id(r.handle): r.handle for r in rows if not r.done}
-            for r in rows:
-                r.done = True
-            for h in failed.values():
-                h._put(GenerationError(type(e).__name__))
-        finally:
-            for row in rows:
-                if not row.done and not row.handle.cancelled.is_set():
-                    row.finish(row.pending, "length")
-            with self._cond:
-                self.active_rows = 0
-                self._gauge()
+            self._route(self.decoder.add(specs))
+        except Exception:
+            self._flush()
+            for s in specs:  # these rows never joined the decoder
+                row = self._live.pop(s.key)
+                if not row.done:
+                    row.done = True
+                    row.handle._put(GenerationError("prefill failed"))
+            raise
+
+    def _route(self, tokens) -> None:
+        now = time.perf_counter()
+        for t in tokens:
+            row = self._live.get(t.key)
+            if row is None or row.done:
+                continue
+            h = row.handle
+            if h.t_first is None:
+                h.t_first = now
+            eot = t.token_id == self.tok.eot_id
+            info = None
+            if h.req.logprobs and not eot and t.logprob is not None:
+                top = t.top_logprobs if h.req.top_logprobs else None
+                info = TokenInfo(t.token_id, t.logprob, top)
+            row.on_token(t.token_id, None if eot else self.tok.token_bytes(t.token_id), eot, info)
+
+    def _retire(self) -> None:
+        """Drop finished and abandoned rows from the decoder (a disconnected client frees its slot here)."""
+        gone = {k for k, row in self._live.items() if row.done or row.handle.cancelled.is_set()}
+        if gone:
+            self.decoder.remove(gone)
+            for k in gone:
+                del self._live[k]
+        self.active_rows = len(self._live)
+        self._gauge()
+
+    def _flush(self) -> None:
+        """Hand this step's deltas to the event loop(s): one wake-up per step, not one per token."""
+        if not self._outbox:
+            return
+        by_loop: dict[int, tuple[asyncio.AbstractEventLoop, list]] = {}
+        for h, d in self._outbox:
+            by_loop.setdefault(id(h.loop), (h.loop, []))[1].append((h, d))
+        self._outbox.clear()
+        for loop, items in by_loop.values():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # that loop is closed: nobody is listening any more
+                for h, _ in items:
+                    h.cancelled.set()
+
+    def _fail_all(self, err: Exception) -> None:
+        self._flush()
+        handles = {id(r.handle): r.handle for r in self._live.values() if not r.done}
+        for row in self._live.values():
+            row.done = True
+        for h in handles.values():
+            h._put(err)
+        try:
+            self.decoder.remove(set(self._live))
+        except Exception:
+            log.exception("could not reset the decoder")
+        self._live.clear()
+        self.active_rows = 0
+        self._gauge()
 
 
-def _sampling_key(h: Handle) -> tuple:
-    """Requests batch together only when one engine call can serve them all. A seeded request runs alone,
-    so its output does not depend on what else was in the batch."""
-    r = h.req
-    if r.temperature <= 0:
-        return ("greedy",)
-    if r.seed is not None:
-        return ("seeded", h.seq)
-    return ("sample", r.temperature, r.top_p)

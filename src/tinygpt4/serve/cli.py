@@ -24,6 +24,9 @@ def register(sub) -> None:
                    help="moderation audit log, JSONL (default: serve_audit.jsonl in the current folder)")
     p.add_argument("--model-name", default=None, help="the id reported by /v1/models (default: folder name)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for generation (default: half the cores, leaving the rest to HTTP; "
+                        "oversubscribed cores make PyTorch's threads wait on each other)")
     p.add_argument("--max-batch", type=int, default=32, help="most rows generated together")
     p.add_argument("--max-queue", type=int, default=64, help="waiting requests before answering 429")
     p.add_argument("--max-images", type=int, default=8, help="images per request")
@@ -54,6 +57,11 @@ def _cli(args) -> int:
         raise UserError("--max-images, --max-body-mb and --drain-seconds must not be negative")
     if not 0 <= args.port <= 65535:
         raise UserError("--port must be between 0 and 65535")
+    if args.threads is not None and args.threads < 1:
+        raise UserError("--threads must be at least 1")
+    import torch
+
+    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 2) // 2))
     settings = ServeSettings(
         model_name=args.model_name,
         api_key=args.api_key or os.environ.get("TINYGPT4_API_KEY") or None,
