@@ -18,6 +18,8 @@ COMMAND_MODULES = [
     "tinygpt4.chat_cli",
     "tinygpt4.world.cli",
     "tinygpt4.serve.cli",
+    "tinygpt4.evals.cli",
+    "tinygpt4.report.cli",
 ]
 
 
