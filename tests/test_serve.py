@@ -198,6 +198,7 @@ HOSTILE = [
     ("huge image (200 KB)", _img(data_url(os.urandom(200 * 1024))), 400),
     ("truncated PNG", _img(data_url(png_bytes(32)[:60])), 400),
     ("decompression bomb 30000x30000", _img(data_url(bomb_png())), 400),
+    ("5000x5000 PNG header (25 Mpx)", _img(data_url(bomb_png(5000))), 400),
     ("not an image (text/plain)", _img("data:text/plain;base64,aGVsbG8="), 400),
     ("random bytes as PNG", _img(data_url(os.urandom(1000))), 400),
     ("invalid base64", _img("data:image/png;base64,@@@@"), 400),
@@ -510,7 +511,7 @@ def test_cli_sigterm_drains_then_exits(model_dir, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "tinygpt4.cli", "serve", str(model_dir), "--port", str(port), "--max-batch", "1",
          "--drain-seconds", "120", "--moderation", "off", "--log-level", "warning"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60

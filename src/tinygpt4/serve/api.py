@@ -242,7 +242,7 @@ def _validation_message(errors: list[dict]) -> tuple[str, str | None]:
     # Unions report one error per alternative; the deepest one is the most specific.
     err = max(errors, key=lambda e: len(e.get("loc", ())))
     param = _param_from_loc(err.get("loc", ()))
-    msg = str(err.get("msg", "invalid value"))
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     return (f"{param}: {msg}" if param else msg), param
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Known OpenAI fields that would change the answer's meaning if ignored.
 UNSUPPORTED_FIELDS = ("tools", "tool_choice", "functions", "function_call", "parallel_tool_calls", "audio",
@@ -94,10 +94,15 @@ class ChatCompletionRequest(_Strict):
     response_format: ResponseFormat | None = None
     user: str | None = None
 
+    @field_validator("stop")
+    @classmethod
+    def _at_most_four(cls, v):
+        if isinstance(v, list) and len(v) > 4:
+            raise ValueError("at most 4 stop sequences are accepted")
+        return v
+
     @model_validator(mode="after")
     def _check(self):
-        if isinstance(self.stop, list) and len(self.stop) > 4:
-            raise ValueError("'stop' accepts at most 4 sequences")
         if self.top_logprobs and not self.logprobs:
             raise ValueError("'top_logprobs' requires 'logprobs': true")
         return self
