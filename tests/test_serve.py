@@ -367,6 +367,15 @@ def test_stop_string_split_across_tokens_never_leaks(tiny_tokenizer):
         assert out["choices"][0]["finish_reason"] == "stop" and out["usage"]["completion_tokens"] == n
 
 
+def test_stream_lines_survive_unicode_line_separators(tiny_tokenizer):
+    eng = ScriptedDecoder(tiny_tokenizer, "a\u2028b\x85c\u2029d\ne")
+    with TestClient(create_app(eng, ServeSettings(moderation="off"))) as c:
+        r = chat(c, stream=True, max_tokens=40)
+    lines = [ln for ln in r.text.splitlines() if ln]  # what a splitlines-based client sees
+    events = [json.loads(ln[6:]) for ln in lines if ln != "data: [DONE]"]
+    assert "".join(e["choices"][0]["delta"].get("content", "") for e in events) == "a\u2028b\x85c\u2029d\ne"
+
+
 # ---- moderation in the server ----------------------------------------------------------------------------
 
 def test_block_mode_filters_input_and_output_and_audits(tmp_path, tiny_tokenizer):

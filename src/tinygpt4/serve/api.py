@@ -507,8 +507,12 @@ def _blocked_response(st: _State, body: ChatCompletionRequest, rid: str, n_promp
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
+# Characters JSON leaves raw but str.splitlines() (and so many SSE clients) treats as line breaks.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def _sse(obj: dict) -> str:
-    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+    return f"data: {json.dumps(obj, ensure_ascii=False).translate(_LINE_BREAKS)}\n\n"
 
 
 def _chunk(st: _State, rid: str, created: int, index: int, delta: dict, finish: str | None, logprobs,
