@@ -285,6 +285,19 @@ def test_api_key_required_except_health(text_engine):
         assert c.post("/v1/chat/completions", json={"messages": OK_MSG, "max_tokens": 2}, headers=ok).status_code == 200
 
 
+def test_cors_is_off_unless_configured(text_engine):
+    pre = {"origin": "https://elsewhere.example", "access-control-request-method": "POST"}
+    with TestClient(create_app(text_engine, ServeSettings(moderation="off"))) as c:
+        assert "access-control-allow-origin" not in c.options("/v1/chat/completions", headers=pre).headers
+        assert "access-control-allow-origin" not in c.get("/v1/models", headers={"origin": pre["origin"]}).headers
+    settings = ServeSettings(moderation="off", cors_origins=["https://elsewhere.example"])
+    with TestClient(create_app(text_engine, settings)) as c:
+        r = c.options("/v1/chat/completions", headers=pre)
+        assert r.headers["access-control-allow-origin"] == "https://elsewhere.example"
+        r = c.options("/v1/chat/completions", headers={**pre, "origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in r.headers
+
+
 def test_health_is_503_while_loading(monkeypatch, tmp_path, text_engine):
     import tinygpt4.serve.api as api
 
