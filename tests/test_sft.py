@@ -86,22 +86,40 @@ def test_packed_conversations_do_not_see_each_other(world, tiny_tokenizer):
     assert torch.allclose(lp[0, off:off + n], la[0, :n], atol=1e-5)
 
 
-def test_user_tokens_get_no_gradient(world, tiny_tokenizer):
+def test_loss_is_the_mean_over_assistant_tokens_only(world, tiny_tokenizer):
     tok = tiny_tokenizer
     model = _vlm(tok)
-    _, batches = _batches(world, tok, model, batch_size=3)
+    ex, batches = _batches(world, tok, model, batch_size=3)
     b = batches.next()
+    loss = model(**b)
+    with torch.no_grad():
+        logits = model(b["idx"], images=b["images"], positions=b["positions"], attn_mask=b["attn_mask"])
+    nll = -torch.log_softmax(logits.float(), -1)
+    trained = b["targets"] >= 0
+    want = nll[trained].gather(-1, b["targets"][trained][:, None]).mean()
+    assert torch.allclose(loss, want, atol=1e-5)
+    n_assistant = sum(sum(e.mask[1:]) for e in ex)
+    assert int(trained.sum()) <= n_assistant and int(trained.sum()) > 0
+    loss.backward()
+    assert model.vision.embeddings.patch_embedding.weight.grad.abs().sum() > 0
+
+
+def test_user_tokens_get_no_gradient_text_only(world, tiny_tokenizer):
+    tok = tiny_tokenizer
+    model = GPT.build(tiny_model_config(tok.vocab_size, seq_len=96), seed=0)
+    ex, _ = load_chat_examples([str(world / "chat" / "sft.jsonl")], tok, 4, 97)
+    b = ChatBatches(ex, 3, 96, image_size=None, pad_id=tok.pad_id, with_images=False).next()
+    assert "images" not in b
     grads = {}
 
     def keep_grad(module, args, out):
         out.register_hook(lambda g: grads.setdefault("g", g))
 
-    model.lm.lm_head.register_forward_hook(keep_grad)
+    model.lm_head.register_forward_hook(keep_grad)
     model(**b).backward()
     g = grads["g"].abs().sum(-1)
     assert (g[b["targets"] == -1] == 0).all()
     assert (g[b["targets"] >= 0] > 0).all()
-    assert model.vision.embeddings.patch_embedding.weight.grad.abs().sum() > 0
 
 
 def test_batch_position_resumes_exactly(world, tiny_tokenizer):

@@ -129,3 +129,17 @@ def test_from_text_model_keeps_text_behaviour(tiny_tokenizer):
     assert vlm.flops_per_token(64, 0.25) > vlm.flops_per_token(64) == gpt.flops_per_token(64)
     with torch.no_grad():
         assert torch.equal(vlm(idx), before)
+
+
+def test_loss_on_trained_positions_only_equals_the_full_head(vlm, tiny_tokenizer):
+    k = vlm.tokens_per_image
+    ids = torch.tensor([_prompt(tiny_tokenizer, 1, "What colour?", k) + [9, 10, 11, tiny_tokenizer.eot_id]])
+    idx, targets = ids[:, :-1], ids[:, 1:].clone()
+    targets[:, : targets.shape[1] - 4] = -1
+    with torch.no_grad():
+        loss = vlm(idx, targets, images=[_img(0)])
+        logits = vlm(idx, images=[_img(0)])
+    full = torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1), ignore_index=-1)
+    assert torch.allclose(loss, full, atol=1e-5)
+    with torch.no_grad():
+        assert float(vlm(idx, torch.full_like(targets, -1), images=[_img(0)])) == 0.0

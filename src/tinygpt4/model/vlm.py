@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tinygpt4.config import ModelConfig, VisionConfig
@@ -155,12 +156,34 @@ class VLM(nn.Module):
         cache: KVCache | None = None,
         last_only: bool = False,
     ):
-        """As GPT.forward; `images` (PIL images or pixel tensors) fill idx's placeholder runs."""
+        """As GPT.forward; `images` (PIL images or pixel tensors) fill idx's placeholder runs. With targets,
+        the output head runs only where a target is set (-1 = ignore), the same mean loss for a fraction
+        of the cost when few tokens are trained (SFT trains only the replies)."""
         if inputs_embeds is None:
             if idx is None:
                 raise ValueError("pass idx or inputs_embeds")
             inputs_embeds = self.embed(idx, images)
         elif images is not None and len(images):
             raise ValueError("images go through embed(); pass either images with idx, or inputs_embeds")
-        return self.lm(targets=targets, inputs_embeds=inputs_embeds, positions=positions, attn_mask=attn_mask,
-                       cache=cache, last_only=last_only)
+        if targets is None or cache is not None:
+            return self.lm(targets=targets, inputs_embeds=inputs_embeds, positions=positions, attn_mask=attn_mask,
+                           cache=cache, last_only=last_only)
+        h = self.hidden_states(inputs_embeds, positions, attn_mask)
+        keep = targets != -1
+        if not bool(keep.any()):
+            return h.sum() * 0.0  # nothing to learn here; a zero loss that still has a graph
+        logits = self.lm.lm_head(h[keep])
+        return F.cross_entropy(logits.float(), targets[keep])
+
+    def hidden_states(self, x: torch.Tensor, positions: torch.Tensor | None = None,
+                      attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder's final normalised hidden states [B, T, D] (GPT.forward up to its output head)."""
+        lm = self.lm
+        B, T, _ = x.shape
+        if positions is None:
+            positions = torch.arange(T, device=x.device).expand(B, T)
+        cos = lm.rope_cos[positions].unsqueeze(1).to(x.dtype)
+        sin = lm.rope_sin[positions].unsqueeze(1).to(x.dtype)
+        for i, layer in enumerate(lm.model.layers):
+            x = layer(x, cos, sin, attn_mask, None, i)
+        return lm.model.norm(x)
