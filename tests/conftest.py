@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from tinygpt4.config import ModelConfig, VisionConfig
+
+# Test models are tiny: one thread avoids OpenMP start-up and spin costs that dominate such small ops.
+torch.set_num_threads(1)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
