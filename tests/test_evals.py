@@ -627,3 +627,66 @@ def test_local_shared_prefix_packing_matches_naive(tiny_local):
     want = [naive_loglikelihood(lm, c, x) for c, x in requests]
     assert lm_small_rows.loglikelihood(requests) == pytest.approx(want, abs=1e-4)
     assert lm.loglikelihood(requests) == pytest.approx(want, abs=1e-4)
+
+
+def test_endpoint_backend_against_the_serving_api(tiny_local, tmp_path, exam_dir):
+    """The real OpenAI-compatible server (tinygpt4.serve) on 127.0.0.1: generation tasks run through
+    /v1/chat/completions; it has no prompt logprobs, so log-likelihood tasks come out unsupported."""
+    import socket
+    import time
+
+    uvicorn = pytest.importorskip("uvicorn")
+    from tinygpt4.engine import Engine
+    from tinygpt4.evals.endpoint import EndpointModel
+    from tinygpt4.serve.api import create_app
+
+    app = create_app(Engine(tiny_local.model, tiny_local.tok))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.time() + 20
+        while not server.started and time.time() < deadline:
+            time.sleep(0.05)
+        lm = EndpointModel(url, "tinygpt4")
+        fact = tmp_path / "f.jsonl"
+        fact.write_text("\n".join(json.dumps({"question": q, "answer": "Lumen", "category": c})
+                                  for q, c in (("Capital of Varo?", "geo"), ("River of Orbis?", "geo"))))
+        res = factuality.evaluate(lm, fact, max_tokens=4)
+        assert res["summary"]["n"] == 2 and all(isinstance(it["output"], str) for it in res["items"])
+        assert factuality.evaluate(lm, fact, chat=False)["summary"]["unsupported"] is True  # no /v1/completions
+        mc = multiple_choice.evaluate(lm, exam_dir, shots=(0,), limit=1)
+        assert mc["summary"]["unsupported"] is True
+        make_png(tmp_path / "img" / "a.png")
+        qa = tmp_path / "img" / "qa.jsonl"
+        qa.write_text(json.dumps({"images": ["a.png"], "question": "Colour?", "answer": "red", "task": "colour"}))
+        assert image_qa.evaluate(lm, qa)["summary"]["unsupported"] is True  # a text-only model refuses images
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def test_fewshot_prompts_shrink_by_whole_examples_to_fit_the_window(exam_dir):
+    class ShortWindow(ScriptedLM):
+        max_length = 50  # "tokens" are words here
+
+        def count_tokens(self, texts):
+            return [len(t.split()) for t in texts]
+
+    lm = ShortWindow(facts_from(GEO))
+    res = multiple_choice.evaluate(lm, exam_dir, shots=(2,), formulations=("letter",))
+    letter_ctxs = [c for c, x in lm.requests if x == " A"]
+    assert all(len(c.split()) + 1 <= 50 for c in letter_ctxs)
+    assert all(c.startswith("The following are multiple choice questions") for c in letter_ctxs)
+    geo = [it for it in res["items"] if it["subject"] == "high_school_geography"]
+    assert all(it["shots_used"]["letter_2shot"] == 1 for it in geo)
+    assert res["summary"]["prompts_with_fewer_shots"] >= 3
+
+
+def test_local_backend_reports_its_window(tiny_local):
+    assert tiny_local.max_length == 48
+    assert tiny_local.count_tokens(["", "The capital"]) == [1, 1 + len(tiny_local.tok.encode("The capital"))]

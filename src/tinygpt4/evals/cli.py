@@ -34,6 +34,8 @@ def register(subparsers) -> None:
     p.add_argument("--shots", default="0,5", help="few-shot counts for multiple choice (default 0,5)")
     p.add_argument("--limit", type=int, help="at most N items per task (per subject for multiple choice)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (1 is fastest on a machine that is "
+                   "already busy: more threads than free cores slow every small operation down)")
     p.set_defaults(func=_run)
 
 
@@ -42,6 +44,12 @@ def _run(args) -> int:
 
     if not args.task and not args.suite:
         raise UserError("nothing to run: give --task NAME[:PATH] (repeatable) or --suite report")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError("--threads must be at least 1")
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.endpoint:
         if not args.model_name:
             raise UserError("--endpoint needs --model NAME")

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from tinygpt4.errors import UserError
-from tinygpt4.evals.common import contains_answer, exact_match, result, rounded
-from tinygpt4.evals.protocol import LanguageModel
+from tinygpt4.evals.common import contains_answer, exact_match, result, rounded, unsupported
+from tinygpt4.evals.protocol import LanguageModel, Unsupported
 
 QA_TEMPLATES = {
     "en": "Q: {question}\nA:",
@@ -53,11 +53,20 @@ def evaluate(
     limit: int | None = None,
 ) -> dict:
     items = load_items(path)[:limit]
+    config = {"path": str(path), "prompt": "chat" if chat else QA_TEMPLATES, "max_tokens": max_tokens,
+              "limit": limit, "model": getattr(lm, "name", None),
+              "metrics": {"exact_match": "normalised first line == normalised reference",
+                          "contains": "normalised reference within the normalised first line"}}
     t0 = time.perf_counter()
-    if chat:
-        outputs = lm.generate([[{"role": "user", "content": it["question"]}] for it in items], max_tokens=max_tokens)
-    else:
-        outputs = lm.complete([qa_prompt(it["question"], it["lang"]) for it in items], max_tokens=max_tokens, stop=["\n"])
+    try:
+        if chat:
+            outputs = lm.generate([[{"role": "user", "content": it["question"]}] for it in items],
+                                  max_tokens=max_tokens)
+        else:
+            outputs = lm.complete([qa_prompt(it["question"], it["lang"]) for it in items], max_tokens=max_tokens,
+                                  stop=["\n"])
+    except Unsupported as e:
+        return unsupported(task, config, str(e))
     wall = time.perf_counter() - t0
     for it, out in zip(items, outputs):
         it["output"] = out
@@ -72,10 +81,6 @@ def evaluate(
         "by_lang": _by(items, "lang"),
         "wall_s": wall,
     }
-    config = {"path": str(path), "prompt": "chat" if chat else QA_TEMPLATES, "max_tokens": max_tokens,
-              "limit": limit, "model": getattr(lm, "name", None),
-              "metrics": {"exact_match": "normalised first line == normalised reference",
-                          "contains": "normalised reference within the normalised first line"}}
     return result(task, config, rounded(summary), items)
 
 

@@ -96,6 +96,14 @@ class LocalModel:
         self._head = _find_head(model)
 
     # -- tokenisation ----------------------------------------------------------------------------------
+    @property
+    def max_length(self) -> int:
+        return self.max_len
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text as a plain-text context (with <|bos|>)."""
+        return [1 + len(ids) for ids in self.tok.encode_batch(list(texts))] if texts else []
+
     def _context_ids(self, contexts: list[Context]) -> list[list[int]]:
         texts = [c for c in contexts if isinstance(c, str)]
         encoded = iter(self.tok.encode_batch(texts) if texts else [])

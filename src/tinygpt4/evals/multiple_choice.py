@@ -141,6 +141,30 @@ def prediction(item: dict, lls: list[float], formulation: str) -> int:
     return argmax(lls)
 
 
+def _shots_that_fit(lm: LanguageModel, data: dict, items: list[dict], cells: list[tuple]) -> list[int]:
+    """How many few-shot examples each prompt keeps. A backend that says how long its window is
+    (max_length, count_tokens) gets prompts that fit it: the earliest examples are dropped whole, so the
+    subject header and the question are never cut, instead of the backend cutting the text at the left."""
+    wanted = [min(k, len(data[subject].get("dev", []))) for _, subject, _, k in cells]
+    max_length = getattr(lm, "max_length", None)
+    count = getattr(lm, "count_tokens", None)
+    if not max_length or count is None:
+        return wanted
+    used = list(wanted)
+    todo = [i for i, k in enumerate(used) if k > 0]
+    while todo:
+        texts = []
+        for i in todo:
+            idx, subject, form, k = cells[i]
+            reqs = requests_for(subject, items[idx], data[subject]["dev"][k - used[i]:k], form)
+            texts.append(reqs[0][0] + max((c for _, c in reqs), key=len))
+        over = [i for i, n in zip(todo, count(texts)) if n > max_length]
+        for i in over:
+            used[i] -= 1
+        todo = [i for i in over if used[i] > 0]
+    return used
+
+
 def setting_name(formulation: str, k: int) -> str:
     return f"{formulation}_{k}shot"
 
@@ -162,16 +186,19 @@ def evaluate(
     items: list[dict] = []
     requests: list[tuple[str, str]] = []
     spans: list[tuple[int, str, int, int]] = []  # (item index, setting, start, end) into requests
+    cells: list[tuple[int, str, str, int]] = []  # (item index, subject, formulation, shots wanted)
     for subject in sorted(data):
-        dev = data[subject].get("dev", [])
         for item in data[subject].get("test", [])[:limit]:
-            idx = len(items)
             items.append({"subject": subject, "category": category_of(subject), **item})
-            for k in shots:
-                for form in formulations:
-                    reqs = requests_for(subject, item, dev[:k], form)
-                    spans.append((idx, setting_name(form, k), len(requests), len(requests) + len(reqs)))
-                    requests.extend(reqs)
+            cells += [(len(items) - 1, subject, form, k) for k in shots for form in formulations]
+    used = _shots_that_fit(lm, data, items, cells)
+    for (idx, subject, form, k), k_used in zip(cells, used):
+        dev = data[subject].get("dev", [])
+        reqs = requests_for(subject, items[idx], dev[k - k_used:k], form)
+        spans.append((idx, setting_name(form, k), len(requests), len(requests) + len(reqs)))
+        requests.extend(reqs)
+        if k_used < min(k, len(dev)):
+            items[idx].setdefault("shots_used", {})[setting_name(form, k)] = k_used
     config = {
         "path": str(root), "shots": list(shots), "formulations": list(formulations), "limit": limit,
         "fewshot_split": "dev", "fewshot_sampler": "first_n", "model": getattr(lm, "name", None),
@@ -197,7 +224,9 @@ def evaluate(
         item.setdefault("correct", {})[setting] = pred == item["answer"]
     settings = [setting_name(f, k) for k in shots for f in formulations]
     summary = _summarise(items, settings, formulations, max(shots))
+    cut = [n for it in items for n in it.get("shots_used", {}).values()]
     summary.update(
+        prompts_with_fewer_shots=len(cut),
         n=len(items),
         subjects=len({it["subject"] for it in items}),
         chance=sum(1 / len(it["choices"]) for it in items) / max(1, len(items)),

@@ -52,6 +52,12 @@ class LanguageModel(Protocol):
         ...
 
 
+# Optional: a backend that knows its context window may also define
+#     max_length: int                                   the longest sequence it scores, in tokens
+#     count_tokens(texts: Sequence[str]) -> list[int]   tokens each plain-text context occupies
+# and few-shot prompts are then shortened by whole examples to fit, instead of being cut at the left.
+
+
 def text_of(content: str | list[dict] | None) -> str:
     """The text of a message's content, image parts dropped."""
     if content is None:

@@ -191,18 +191,21 @@ def run_suite(
     *,
     chat: bool | None = None,
     limit: int | None = None,
+    shots: tuple[int, ...] = (0, 5),
     device: str = "cpu",
     log: Callable[[str, str], None] | None = _log,
 ) -> dict[str, dict]:
     """Run the report suite on a checkpoint folder (or any LanguageModel) and write out_dir/<task>.json.
 
     `chat` (default: every stage except "base") selects the chat-template prompts for generation and the
-    extra TruthfulQA chat format. Returns {task: summary}."""
+    extra TruthfulQA chat format; `shots` are the few-shot counts of the exams (the largest is the headline
+    and the one calibration uses); `limit` caps the items per task (per subject for exams).
+    Returns {task: summary}."""
     if chat is None:
         chat = stage != "base"
     lm = model if isinstance(model, LanguageModel) else load_backend(model, device=device)
     tasks = report_tasks(world_dir, chat=chat, images=bool(getattr(lm, "supports_images", False)))
-    return run_tasks(lm, tasks, out_dir, stage=stage, chat=chat, limit=limit, log=log)
+    return run_tasks(lm, tasks, out_dir, stage=stage, chat=chat, limit=limit, shots=shots, log=log)
 
 
 def load_backend(model_dir: str | Path, device: str = "cpu") -> LanguageModel:
