@@ -259,7 +259,9 @@ class LocalModel:
         b_idx = torch.tensor([b for b, r in enumerate(batch) for _ in r.scores])
         t_idx = torch.tensor([t for r in batch for _, t, _ in r.scores])
         targets = torch.tensor([y for r in batch for _, _, y in r.scores], device=self.device)
-        with _head_only_at(self._head, b_idx.to(self.device), t_idx.to(self.device)) as selected:
+        cuda = self.device.type == "cuda"
+        with _head_only_at(self._head, b_idx.to(self.device), t_idx.to(self.device)) as selected, \
+                torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda):
             logits = self.model(idx.to(self.device), positions=pos.to(self.device), attn_mask=mask)
         if not selected():  # the model did not route through the hooked head: select here
             logits = logits[b_idx, t_idx]
