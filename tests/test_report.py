@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -53,9 +54,9 @@ def write_training(stage_dir: Path, params: int, loss0: float) -> None:
     (stage_dir / "log.jsonl").write_text("\n".join(lines))
 
 
-@pytest.fixture
-def run_dir(tmp_path):
-    run = tmp_path / "runs" / "demo"
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "demo"
     world = make_world(run / "world")
     add_images(world)
     (run / "run.json").write_text(json.dumps({
@@ -70,8 +71,13 @@ def run_dir(tmp_path):
     return run
 
 
-def test_full_report_sections_figures_and_escaping(run_dir):
-    index = build_report(run_dir)
+@pytest.fixture(scope="module")
+def built(run_dir):
+    return build_report(run_dir)
+
+
+def test_full_report_sections_figures_and_escaping(run_dir, built):
+    index = built
     out = run_dir / "report"
     assert index == out / "index.html"
     md = (out / "report.md").read_text(encoding="utf-8")
@@ -99,9 +105,12 @@ def test_full_report_sections_figures_and_escaping(run_dir):
     assert "4M" in md and "5m 00s" in md and "x86\\_64" in md
 
 
-def test_report_is_rebuilt_in_place(run_dir):
-    build_report(run_dir)
-    build_report(run_dir)
+def test_report_command_rebuilds_in_place(run_dir, built, capsys):
+    parser = argparse.ArgumentParser()
+    report_cli.register(parser.add_subparsers())
+    args = parser.parse_args(["report", str(run_dir)])
+    assert args.func(args) == 0
+    assert "index.html" in capsys.readouterr().out
     images = list((run_dir / "report" / "images").iterdir())
     assert len(images) == 1  # the image QA example, nothing left over from the first build
 
@@ -130,7 +139,8 @@ def test_report_with_only_some_evals_and_unsupported_results(tmp_path):
     assert "## Exams in the built-in world" in md and "## TruthfulQA" not in md and "## Model card" not in md
 
 
-def test_scaling_and_safety_sections_appear_with_their_files(run_dir):
+def test_scaling_and_safety_sections_appear_with_their_files(run_dir, tmp_path):
+    run_dir = Path(shutil.copytree(run_dir, tmp_path / "copy"))
     scaling = run_dir / "scaling"
     scaling.mkdir()
     points = [{"flops": 1e12 * 4**i, "final_val_loss": 5.0 * (4**i) ** -0.1 + 1.0} for i in range(4)]
@@ -154,12 +164,3 @@ def test_markdown_escaping_is_inert():
     assert md_escape("a|b\nc") == "a\\|b<br>c"
     assert md_escape("<img src=x onerror=alert(1)>") == "&lt;img src=x onerror=alert(1)&gt;"
     assert render_markdown([]) == "\n" and "<html" in render_html([], "t")
-
-
-def test_report_command(run_dir, tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    report_cli.register(parser.add_subparsers())
-    args = parser.parse_args(["report", str(run_dir), "--out", str(tmp_path / "elsewhere")])
-    assert args.func(args) == 0
-    assert (tmp_path / "elsewhere" / "index.html").exists()
-    assert "index.html" in capsys.readouterr().out
