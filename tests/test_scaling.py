@@ -41,14 +41,14 @@ def test_power_law_rejects_bad_points():
 
 def test_bootstrap_interval_covers_truth():
     compute, loss, truth = _synthetic(noise=0.004, seed=1)
-    res = bootstrap_power_law(compute, loss, target_compute=1e17, n_boot=60, seed=0)
+    res = bootstrap_power_law(compute, loss, target_compute=1e17, n_boot=40, seed=0)
     lo, hi = res["intervals"]["prediction"]
     assert lo < truth(1e17) < hi
     assert lo <= res["prediction"] <= hi
     assert hi - lo < 0.2 * truth(1e17)
     b_lo, b_hi = res["intervals"]["b"]
     assert b_lo < -0.12 < b_hi
-    again = bootstrap_power_law(compute, loss, target_compute=1e17, n_boot=60, seed=0)
+    again = bootstrap_power_law(compute, loss, target_compute=1e17, n_boot=40, seed=0)
     assert again["intervals"] == res["intervals"]
 
 
@@ -62,3 +62,102 @@ def test_chinchilla_recovery():
     published = {"E": 1.82, "A": 478.0, "B": 2143.0, "alpha": 0.347, "beta": 0.367}
     for k, v in published.items():
         assert getattr(fit, k) == pytest.approx(v, rel=0.05), k
+
+
+# ---- the ladder ------------------------------------------------------------------------------------------
+
+def _target(vocab_size=6738, steps=800, **kw):
+    from tinygpt4.scaling.ladder import resolve_target
+    from tinygpt4.train.pretrain import PretrainConfig
+
+    return resolve_target(PretrainConfig(data=[], tokenizer="", out="unused", max_steps=steps, **kw), vocab_size)
+
+
+def test_ladder_plan_obeys_the_rules():
+    from tinygpt4.scaling.ladder import plan_ladder
+
+    target = _target()
+    rungs = plan_ladder(target, n_rungs=6)
+    assert len(rungs) >= 5
+    flops = [r.flops for r in rungs]
+    assert flops == sorted(flops)
+    assert max(flops) <= target.flops / 100
+    assert max(flops) / min(flops) >= 100
+    for r in rungs:
+        assert r.tokens / r.non_embedding_params == pytest.approx(target.tokens_per_param, rel=0.1)
+        assert r.model["n_layer"] == target.model["n_layer"]
+        assert (target.val_batches * target.batch_size) == r.val_batches * r.batch_size
+    gpu = plan_ladder(_target(vocab_size=65536, steps=5000, preset="d12"), n_rungs=5)
+    assert max(r.flops for r in gpu) <= _target(vocab_size=65536, steps=5000, preset="d12").flops / 1000
+
+
+def test_shape_for_width_reproduces_the_target():
+    from tinygpt4.config import model_preset
+    from tinygpt4.scaling.ladder import shape_for_width
+
+    for preset in ("tiny", "d12"):
+        mc = model_preset(preset, 8192)
+        assert shape_for_width(mc, mc.n_embd) == mc
+
+
+def _write_fit_inputs(d: Path, c_target=1e15):
+    import json
+
+    compute, loss, truth = _synthetic(noise=0.003, seed=3)
+    rungs = [{"name": f"r{i}", "flops": float(c), "final_val_loss": float(v), "non_embedding_params": 1000 * (i + 1),
+              "tokens": 100 * (i + 1)} for i, (c, v) in enumerate(zip(compute, loss))]
+    target = {"preset": "tiny", "flops": c_target, "tokens": 10**6, "non_embedding_params": 10**6}
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "ladder.json").write_text(json.dumps({"target": target, "rungs": rungs, "wall_s": 1.0}))
+    return truth(c_target)
+
+
+def test_prediction_is_written_once_and_outcome_beside_it(tmp_path):
+    import json
+
+    from tinygpt4.scaling.ladder import predict, record_outcome
+
+    d = tmp_path / "scaling"
+    truth = _write_fit_inputs(d)
+    fit = predict(d, n_boot=30)
+    assert fit["predicted_final_loss"] == pytest.approx(truth, rel=0.03)
+    lo, hi = fit["predicted_final_loss_interval"]
+    assert lo <= fit["predicted_final_loss"] <= hi
+    assert (d / "scaling.png").stat().st_size > 0
+    before = (d / "fit.json").read_bytes()
+    with pytest.raises(UserError, match="never rewritten"):
+        predict(d, n_boot=30)
+    assert (d / "fit.json").read_bytes() == before
+
+    out = record_outcome(d, truth * 1.01)
+    assert out["actual_final_loss"] == pytest.approx(truth * 1.01)
+    assert out["relative_error"] == pytest.approx((fit["predicted_final_loss"] - truth * 1.01) / (truth * 1.01))
+    assert json.loads((d / "outcome.json").read_text()) == out
+    assert (d / "fit.json").read_bytes() == before
+
+
+def test_tiny_ladder_smoke(tmp_path, tiny_tokenizer):
+    import json
+
+    from conftest import CORPUS
+
+    from tinygpt4.config import ModelConfig
+    from tinygpt4.scaling.ladder import record_outcome, run_ladder
+    from tinygpt4.train.pretrain import PretrainConfig
+
+    data = tmp_path / "corpus.jsonl"
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in CORPUS))
+    tiny_tokenizer.save(tmp_path / "tok")
+    target = ModelConfig(vocab_size=tiny_tokenizer.vocab_size, n_layer=2, n_embd=128, n_head=4, n_kv_head=2,
+                         head_dim=32, mlp_hidden=256, seq_len=64)
+    cfg = PretrainConfig(data=[str(data)], tokenizer=str(tmp_path / "tok"), out=str(tmp_path / "run" / "base"),
+                         model=target, max_steps=100, batch_size=8, device="cpu", quiet=True)
+    scaling = tmp_path / "run" / "scaling"
+    fit = run_ladder(cfg, scaling, n_rungs=5, n_boot=20, workers=2, log=lambda *_: None)
+    ladder = json.loads((scaling / "ladder.json").read_text())
+    assert len(ladder["rungs"]) == 5 and all(r["final_val_loss"] > 0 for r in ladder["rungs"])
+    assert fit["compute_span"] >= 100 and fit["max_rung_fraction"] <= 0.01
+    assert fit["predicted_final_loss"] > 0
+    with pytest.raises(UserError):
+        run_ladder(cfg, scaling, n_rungs=5, n_boot=20, log=lambda *_: None)
+    assert record_outcome(scaling, 3.0)["actual_final_loss"] == 3.0

@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "tinygpt4.train.sft",
     "tinygpt4.chat_cli",
     "tinygpt4.world.cli",
+    "tinygpt4.scaling.cli",
     "tinygpt4.serve.cli",
     "tinygpt4.evals.cli",
     "tinygpt4.report.cli",

@@ -1,0 +1,502 @@
+"""Predictable scaling: train a ladder of small models the way the target will be trained, fit
+L(C) = a*C^b + c to their final validation losses, and predict the target's final loss before it trains.
+
+The ladder is the target's own recipe shrunk along one dial, width: same depth, data, tokenizer, sequence
+length, optimizer, peak learning rate, schedule shape (warmup fraction, cosine decay) and tokens per
+parameter. N is the non-embedding parameter count (output head included), the N in the model's
+flops_per_token = 6N + attention, so C = flops_per_token * tokens for every rung and for the target.
+Batch size shrinks with sqrt(N) (smaller models have a smaller critical batch), which keeps enough
+optimizer steps in the smallest rungs and makes the family pass through the target's own batch size.
+
+Files in the scaling folder:
+  ladder.json   the plan and, per rung, its shape, tokens, FLOPs, wall time and final validation loss
+  fit.json      the fit, bootstrap intervals, `predicted_final_loss` (written once, before the target)
+  outcome.json  `actual_final_loss` and the relative error, written after the target has trained
+  scaling.png   points, fitted curve, the prediction with its interval (and the outcome, once known)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from tinygpt4.config import ModelConfig
+from tinygpt4.errors import UserError
+from tinygpt4.scaling.fit import bootstrap_power_law, fit_power_law
+from tinygpt4.tokenizer import atomic_write_text
+
+GPU_PRESETS = {"d12", "d20", "d26"}
+LR_EXPONENT = 0.5
+BATCH_EXPONENT = 0.75
+MAX_CPU_WORKERS = 4
+
+
+def _write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: invalid JSON ({e})") from None
+
+
+# ---- the target and the ladder's shapes ------------------------------------------------------------------
+
+@dataclass
+class Target:
+    """What the target run will do, resolved from its PretrainConfig with the preset defaults filled in."""
+
+    preset: str
+    model: dict
+    batch_size: int
+    seq_len: int
+    max_steps: int
+    warmup_steps: int
+    lr: float
+    val_batches: int
+    grad_accum: int
+    non_embedding_params: int
+    flops_per_token: float
+    tokens: int
+    flops: float
+
+    @property
+    def tokens_per_param(self) -> float:
+        return self.tokens / self.non_embedding_params
+
+
+def model_cost(mc: ModelConfig) -> tuple[int, float]:
+    """(non-embedding parameters, training FLOPs per token) from the model's own accounting."""
+    import torch
+
+    from tinygpt4.model.gpt import GPT
+
+    with torch.device("meta"):
+        m = GPT(mc)
+    return m.num_params(exclude_embedding=True), float(m.flops_per_token(mc.seq_len))
+
+
+def resolve_target(cfg, vocab_size: int) -> Target:
+    """The target's resolved settings from a `tinygpt4.train.pretrain.PretrainConfig`."""
+    from tinygpt4.train.pretrain import PRESET_DEFAULTS, resolve_model_config
+
+    defaults = PRESET_DEFAULTS.get(str(cfg.preset), PRESET_DEFAULTS["tiny"])
+    mc = resolve_model_config(replace(cfg, model=replace(cfg.model) if cfg.model else None), vocab_size)
+    mc = replace(mc, vision=None)
+    batch = cfg.batch_size or defaults["batch_size"]
+    steps = cfg.max_steps or defaults["max_steps"]
+    n, fpt = model_cost(mc)
+    tokens = steps * batch * cfg.grad_accum * mc.seq_len
+    return Target(
+        preset=str(cfg.preset), model=mc.to_dict(), batch_size=batch, seq_len=mc.seq_len, max_steps=steps,
+        warmup_steps=cfg.warmup_steps, lr=cfg.lr or defaults["lr"], val_batches=cfg.val_batches,
+        grad_accum=cfg.grad_accum, non_embedding_params=n, flops_per_token=fpt, tokens=tokens,
+        flops=fpt * tokens,
+    )
+
+
+def shape_for_width(target: ModelConfig, width: int) -> ModelConfig:
+    """The target's shape at another width: same depth, vocabulary, sequence length, head size (capped by
+    the width), KV-head ratio and MLP ratio. At the target's width this is the target's own shape."""
+    head_dim = min(target.head_dim, width)
+    n_head = max(1, width // head_dim)
+    kv_ratio = target.n_kv_head / target.n_head
+    n_kv = max(1, round(n_head * kv_ratio))
+    while n_head % n_kv:
+        n_kv -= 1
+    mlp = max(4, int(round(width * target.mlp_hidden / target.n_embd / 4)) * 4)
+    if width == target.n_embd:
+        mlp = target.mlp_hidden
+    return replace(target, n_embd=width, n_head=n_head, n_kv_head=n_kv, head_dim=head_dim, mlp_hidden=mlp,
+                   vision=None)
+
+
+@dataclass
+class Rung:
+    name: str
+    model: dict
+    non_embedding_params: int
+    flops_per_token: float
+    batch_size: int
+    max_steps: int
+    warmup_steps: int
+    val_batches: int
+    lr: float
+    tokens: int
+    flops: float
+
+
+def default_max_fraction(preset: str) -> float:
+    """Each rung's compute is at most this fraction of the target's: 1/100 on CPU presets, 1/1,000 on GPU."""
+    return 1e-3 if str(preset).lower() in GPU_PRESETS else 1e-2
+
+
+def plan_ladder(target: Target, *, n_rungs: int = 6, span: float = 100.0, max_fraction: float | None = None,
+                min_width: int = 2, lr_exponent: float = LR_EXPONENT,
+                batch_exponent: float = BATCH_EXPONENT) -> list[Rung]:
+    """Rungs whose compute runs geometrically from max_fraction*C_target / span up to max_fraction*C_target.
+
+    Widths are even (RoPE rotates pairs); each rung's tokens are tokens_per_param * N, rounded to whole
+    optimizer steps of batch_size sequences."""
+    if n_rungs < 2:
+        raise UserError("the ladder needs at least 2 rungs")
+    frac = default_max_fraction(target.preset) if max_fraction is None else max_fraction
+    tmc = ModelConfig.from_dict(target.model)
+    ratio = target.tokens_per_param
+    seq = target.seq_len
+
+    def rung_at(width: int) -> Rung:
+        mc = shape_for_width(tmc, width)
+        n, fpt = model_cost(mc)
+        # a divisor of the target's batch, so the rung validates on exactly the target's windows
+        want = target.batch_size * (n / target.non_embedding_params) ** batch_exponent
+        divisors = [d for d in range(1, target.batch_size + 1) if target.batch_size % d == 0]
+        batch = min(divisors, key=lambda d: abs(math.log(d / want)))
+        steps = max(1, round(ratio * n / (batch * seq)))
+        tokens = steps * batch * seq
+        warmup = max(1, round(target.warmup_steps * steps / target.max_steps))
+        # Validate on the same windows as the target: same number of sequences.
+        val_batches = target.val_batches * target.batch_size // batch
+        lr = target.lr * (tmc.n_embd / width) ** lr_exponent
+        return Rung(name=f"w{width}", model=mc.to_dict(), non_embedding_params=n, flops_per_token=fpt,
+                    batch_size=batch, max_steps=steps, warmup_steps=warmup, val_batches=val_batches, lr=lr,
+                    tokens=tokens, flops=fpt * tokens)
+
+    cache: dict[int, Rung] = {}
+
+    def at(width: int) -> Rung:
+        if width not in cache:
+            cache[width] = rung_at(width)
+        return cache[width]
+
+    def widest_under(limit: float) -> int | None:
+        """The widest even width whose rung costs at most `limit` FLOPs (cost grows with width; rounding to
+        whole steps can break that by a hair, hence the final walk down)."""
+        lo, hi = min_width // 2, (tmc.n_embd - 1) // 2  # in units of 2
+        if lo > hi or at(2 * lo).flops > limit:
+            return None
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if at(2 * mid).flops <= limit else (lo, mid - 1)
+        return 2 * lo
+
+    cap = frac * target.flops
+    top = widest_under(cap)
+    if top is None:
+        raise UserError(f"no model of width >= {min_width} fits in {frac:g} of the target's compute")
+    bottom = widest_under(at(top).flops / span)
+    if bottom is None:
+        raise UserError(
+            f"cannot span {span:g}x in compute under {frac:g} of the target's: the smallest rung "
+            f"(width {min_width}) already uses {at(min_width).flops / cap:.3g} of the cap"
+        )
+    chosen = {bottom, top}
+    lo_c, hi_c = math.log(at(bottom).flops), math.log(at(top).flops)
+    for i in range(1, n_rungs - 1):
+        want = math.exp(lo_c + (hi_c - lo_c) * i / (n_rungs - 1))
+        w = widest_under(want) or bottom
+        # the nearer (in log compute) of the widths just under and just over the geometric target
+        if w + 2 < top and abs(math.log(at(w + 2).flops / want)) < abs(math.log(at(w).flops / want)):
+            w += 2
+        chosen.add(w)
+    return [at(w) for w in sorted(chosen)]
+
+
+# ---- running it ------------------------------------------------------------------------------------------
+
+def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0,
+               max_fraction: float | None = None, lr_exponent: float = LR_EXPONENT,
+               batch_exponent: float = BATCH_EXPONENT, n_boot: int = 200, seed: int = 0,
+               exams: str | None = None, keep_checkpoints: bool = False, workers: int | None = None,
+               log=print) -> dict:
+    """Train the ladder for the target described by `target_cfg` (a PretrainConfig), fit, predict.
+
+    Writes ladder.json, fit.json (with `predicted_final_loss`) and scaling.png into scaling_dir and returns
+    fit.json's contents. Refuses to run when scaling_dir already holds a prediction: a prediction is made
+    once, before the target trains, and is never rewritten.
+    """
+    from tinygpt4.tokenizer import Tokenizer
+
+    out = Path(scaling_dir)
+    if (out / "fit.json").exists():
+        raise UserError(f"{out / 'fit.json'} already holds a prediction; it is never rewritten "
+                        "(use a fresh folder for a new prediction)")
+    out.mkdir(parents=True, exist_ok=True)
+    tok = Tokenizer.load(target_cfg.tokenizer)
+    target = resolve_target(target_cfg, tok.vocab_size)
+    rungs = plan_ladder(target, n_rungs=n_rungs, span=span, max_fraction=max_fraction, lr_exponent=lr_exponent,
+                        batch_exponent=batch_exponent)
+    cache_dir = target_cfg.cache_dir or str(Path(target_cfg.out).parent / ".cache" / "tokens")
+    plan = {
+        "target": asdict(target),
+        "tokens_per_param": target.tokens_per_param,
+        "max_fraction": default_max_fraction(target.preset) if max_fraction is None else max_fraction,
+        "rungs": [asdict(r) for r in rungs],
+    }
+    _write_json(out / "ladder.json", plan)
+    if exams:
+        load_exam_items(exams)  # fail on a bad folder before any training
+    from tinygpt4.train.loop import resolve_device
+
+    on_cpu = resolve_device(target_cfg.device).type == "cpu"
+    if workers is None:
+        workers = min(os.cpu_count() or 1, len(rungs), MAX_CPU_WORKERS) if on_cpu else 1
+    jobs = []
+    for r in rungs:
+        cfg = {
+            "data": list(target_cfg.data), "tokenizer": target_cfg.tokenizer, "out": str(out / "runs" / r.name),
+            "preset": target.preset, "model": r.model, "max_steps": r.max_steps, "batch_size": r.batch_size,
+            "seq_len": target.seq_len, "lr": r.lr, "warmup_steps": r.warmup_steps, "grad_accum": 1,
+            "eval_every": r.max_steps, "save_every": 0, "val_batches": r.val_batches, "resume": False,
+            "seed": target_cfg.seed, "device": target_cfg.device, "dtype": target_cfg.dtype,
+            "compile": target_cfg.compile, "skip_bad": target_cfg.skip_bad, "cache_dir": cache_dir, "quiet": True,
+            "log_every": max(1, r.max_steps // 20), "extra": {"stage": "scaling", "rung": r.name},
+        }
+        jobs.append({"rung": asdict(r), "cfg": cfg, "exams": exams, "keep": keep_checkpoints,
+                     "threads": 1 if on_cpu else None})
+    # Tokenize once, here, so parallel workers find the cache instead of each building it.
+    from tinygpt4.data.pretrain_data import build_token_cache
+
+    build_token_cache(target_cfg.data, tok, cache_dir, skip_bad=target_cfg.skip_bad)
+
+    t0 = time.time()
+    done: dict[str, dict] = {}
+
+    def finished(rec: dict) -> None:
+        done[rec["name"]] = rec
+        log(f"scale: {rec['name']} N={rec['non_embedding_params']:,} C={rec['flops']:.3g} "
+            f"loss={rec['final_val_loss']:.4f} ({rec['wall_s']:.1f}s)")
+        plan["rungs"] = [done.get(r.name, asdict(r)) for r in rungs]
+        _write_json(out / "ladder.json", plan)
+
+    # Largest first, so parallel workers finish together.
+    order = sorted(jobs, key=lambda j: -j["rung"]["flops"])
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(train_rung, j) for j in order]
+            for f in as_completed(futures):
+                finished(f.result())
+    else:
+        for j in order:
+            finished(train_rung(j))
+    plan["wall_s"] = round(time.time() - t0, 2)
+    plan["workers"] = workers
+    _write_json(out / "ladder.json", plan)
+    return predict(out, n_boot=n_boot, seed=seed)
+
+
+def train_rung(job: dict) -> dict:
+    """Train one rung (in this process or a worker) and return its ladder.json record."""
+    import torch
+
+    from tinygpt4.train.pretrain import PretrainConfig, run_pretrain
+
+    threads_before = torch.get_num_threads()
+    if job.get("threads"):
+        # Rungs are narrow: a second thread buys little, and costs much when the cores are shared.
+        torch.set_num_threads(job["threads"])
+    try:
+        cfg = PretrainConfig(**{**job["cfg"], "model": ModelConfig.from_dict(job["cfg"]["model"])})
+        s = run_pretrain(cfg)
+        rec = {**job["rung"], "tokens": s["tokens"], "flops": s["flops"], "wall_s": s["wall_s"],
+               "final_val_loss": s["final_val_loss"]}
+        if job.get("exams"):
+            rec["capability"] = capability_metric(cfg.out, load_exam_items(job["exams"]), device=cfg.device)
+    finally:
+        torch.set_num_threads(threads_before)
+    if not job.get("keep"):
+        for name in ("model.safetensors", "optimizer.safetensors"):
+            (Path(cfg.out) / name).unlink(missing_ok=True)
+    return rec
+
+
+def predict(scaling_dir, *, n_boot: int = 200, seed: int = 0, level: float = 0.9) -> dict:
+    """Fit ladder.json's points, write fit.json (never overwriting one) and the figure; return fit.json."""
+    out = Path(scaling_dir)
+    path = out / "fit.json"
+    if path.exists():
+        raise UserError(f"{path} already holds a prediction; it is never rewritten")
+    plan = _read_json(out / "ladder.json")
+    rungs = [r for r in plan["rungs"] if r.get("final_val_loss") is not None]
+    if len(rungs) < 3:
+        raise UserError(f"{out / 'ladder.json'}: need at least 3 finished rungs to fit, have {len(rungs)}")
+    compute = np.array([r["flops"] for r in rungs], dtype=float)
+    loss = np.array([r["final_val_loss"] for r in rungs], dtype=float)
+    c_target = float(plan["target"]["flops"])
+    boot = bootstrap_power_law(compute, loss, target_compute=c_target, n_boot=n_boot, seed=seed, level=level)
+    fit = boot["fit"]
+    res = {
+        "law": "L(C) = a * (C / c0)^b + c",
+        "params": fit.to_dict(),
+        "intervals": {k: v for k, v in boot["intervals"].items() if k != "prediction"},
+        "level": level,
+        "n_boot": n_boot,
+        "target_preset": plan["target"]["preset"],
+        "target_flops": c_target,
+        "target_tokens": plan["target"]["tokens"],
+        "target_non_embedding_params": plan["target"]["non_embedding_params"],
+        "compute_span": float(compute.max() / compute.min()),
+        "max_rung_fraction": float(compute.max() / c_target),
+        "points": [{"name": r["name"], "flops": r["flops"], "final_val_loss": r["final_val_loss"],
+                    "non_embedding_params": r["non_embedding_params"], "tokens": r["tokens"]} for r in rungs],
+        "predicted_final_loss": boot["prediction"],
+        "predicted_final_loss_interval": boot["intervals"]["prediction"],
+        "ladder_wall_s": plan.get("wall_s"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    caps = [r.get("capability") for r in rungs]
+    if all(c is not None for c in caps):
+        res["capability"] = predict_capability(loss, np.array([c["value"] for c in caps]), boot["samples"],
+                                               compute, boot["prediction"], level=level, seed=seed)
+    _write_json(path, res)
+    try:
+        from tinygpt4.scaling.figures import plot_scaling
+
+        plot_scaling(out)
+    except ImportError:
+        pass
+    return res
+
+
+def record_outcome(scaling_dir, actual_final_loss: float, actual_metric: float | None = None) -> dict:
+    """After the target trained: write outcome.json beside the (unchanged) prediction and redraw the figure."""
+    out = Path(scaling_dir)
+    fit = _read_json(out / "fit.json")
+    pred = float(fit["predicted_final_loss"])
+    actual = float(actual_final_loss)
+    lo, hi = fit["predicted_final_loss_interval"]
+    res = {
+        "predicted_final_loss": pred,
+        "predicted_final_loss_interval": [lo, hi],
+        "actual_final_loss": actual,
+        "relative_error": (pred - actual) / actual,
+        "abs_relative_error": abs(pred - actual) / actual,
+        "within_interval": bool(lo <= actual <= hi),
+    }
+    cap = fit.get("capability")
+    if actual_metric is not None:
+        res["actual_metric"] = float(actual_metric)
+        if cap:
+            res["predicted_metric"] = cap["predicted"]
+            res["metric_name"] = cap["name"]
+            res["metric_abs_error"] = abs(cap["predicted"] - float(actual_metric))
+    _write_json(out / "outcome.json", res)
+    try:
+        from tinygpt4.scaling.figures import plot_scaling
+
+        plot_scaling(out)
+    except ImportError:
+        pass
+    return res
+
+
+# ---- capability --------------------------------------------------------------------------------------------
+
+CAPABILITY_NAME = "mean_neg_log_pass_rate"
+
+
+def load_exam_items(root, *, lang: str = "en", split: str = "test", limit: int = 200) -> list:
+    """A fixed bucket of exam questions (MMLU layout: root/<lang>/<split>/ or root/<split>/)."""
+    from tinygpt4.data.readers import read_mmlu_dir
+
+    root = Path(root)
+    base = root / lang if (root / lang).is_dir() else root
+    splits = read_mmlu_dir(base)
+    if split not in splits:
+        raise UserError(f"{base}: no {split}/ split")
+    items = [it for subject in sorted(splits[split]) for it in splits[split][subject]]
+    if len(items) > limit:
+        # every k-th question, so every subject is represented
+        idx = np.linspace(0, len(items) - 1, limit).round().astype(int)
+        items = [items[i] for i in idx]
+    return items
+
+
+def capability_metric(model_dir_or_lm, items: list, *, device: str = "cpu") -> dict:
+    """Mean negative log pass rate on a bucket of multiple-choice questions.
+
+    Each option is scored as a continuation of the question (cloze); the pass rate of a question is the
+    probability the model puts on the right option, normalised over its options. -mean log pass rate is
+    log(#options) for a model that knows nothing and 0 for a perfect one, and falls smoothly with loss
+    long before accuracy moves (the GPT-4 report's choice for predicting capabilities)."""
+    lm = model_dir_or_lm
+    if isinstance(lm, str | Path):
+        from tinygpt4.evals.local import LocalModel
+        from tinygpt4.train.loop import resolve_device
+
+        lm = LocalModel(str(lm), device=str(resolve_device(device)))
+    reqs = []
+    for it in items:
+        ctx = f"Q: {it.question}\nA:"
+        reqs.extend((ctx, " " + c) for c in it.choices)
+    lls = np.array(lm.loglikelihood(reqs), dtype=float)
+    neg_log_pass, correct, k = [], [], 0
+    for it in items:
+        s = lls[k: k + len(it.choices)]
+        k += len(it.choices)
+        logp = s - np.logaddexp.reduce(s)
+        neg_log_pass.append(-logp[it.answer_index])
+        correct.append(int(np.argmax(s)) == it.answer_index)
+    return {"name": CAPABILITY_NAME, "value": float(np.mean(neg_log_pass)), "accuracy": float(np.mean(correct)),
+            "n": len(items)}
+
+
+def predict_capability(loss: np.ndarray, metric: np.ndarray, loss_boot: np.ndarray, compute: np.ndarray,
+                       predicted_loss: float, *, level: float = 0.9, seed: int = 0) -> dict:
+    """Predict the target's capability metric through a line fitted to metric vs loss on the ladder.
+
+    The interval resamples rungs for the line and plugs in the bootstrap distribution of the predicted
+    loss (the last column of `loss_boot`), so it carries both uncertainties."""
+    slope, intercept = np.polyfit(loss, metric, 1)
+    rng = np.random.default_rng(seed + 1)
+    preds = []
+    boot_losses = loss_boot[:, -1]
+    for bl in boot_losses:
+        idx = rng.integers(0, loss.size, loss.size)
+        if np.unique(loss[idx]).size < 2:
+            preds.append(slope * bl + intercept)
+            continue
+        s, i = np.polyfit(loss[idx], metric[idx], 1)
+        preds.append(s * bl + i)
+    lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+    return {
+        "name": CAPABILITY_NAME,
+        "method": "linear fit of the metric against final validation loss over the ladder",
+        "slope": float(slope),
+        "intercept": float(intercept),
+        "points": [{"final_val_loss": float(lv), "metric": float(m)} for lv, m in zip(loss, metric)],
+        "predicted": float(slope * predicted_loss + intercept),
+        "interval": [float(np.percentile(preds, lo_q)), float(np.percentile(preds, hi_q))],
+    }
+
+
+def clean_runs(scaling_dir) -> None:
+    shutil.rmtree(Path(scaling_dir) / "runs", ignore_errors=True)
+
+
+__all__ = [
+    "Rung",
+    "Target",
+    "capability_metric",
+    "fit_power_law",
+    "load_exam_items",
+    "plan_ladder",
+    "predict",
+    "record_outcome",
+    "resolve_target",
+    "run_ladder",
+]
