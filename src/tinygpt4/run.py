@@ -155,9 +155,10 @@ def _load_state(path: Path) -> dict:
 
 
 def run(out: str | Path, preset: str = "tiny", seed: int = 0, device: str = "auto", quiet: bool = False,
-        only: list[str] | None = None, skip: list[str] | None = None) -> dict:
+        only: list[str] | None = None, skip: list[str] | None = None, overrides: dict | None = None) -> dict:
     if preset not in RUN_PRESETS:
         raise UserError(f"unknown run preset {preset!r} (choose from {', '.join(RUN_PRESETS)})")
+    settings = {**RUN_PRESETS[preset], **{k: v for k, v in (overrides or {}).items() if v is not None}}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "run.json"
@@ -170,7 +171,10 @@ def run(out: str | Path, preset: str = "tiny", seed: int = 0, device: str = "aut
     state.setdefault("stages", {})
     state["hardware"] = {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
                          "python": platform.python_version()}
-    ctx = RunContext(out, preset, seed, device, quiet, RUN_PRESETS[preset], state)
+    state.setdefault("settings", settings)
+    if state["settings"] != settings:
+        raise UserError(f"{out} was started with other settings ({state['settings']}); use another --out")
+    ctx = RunContext(out, preset, seed, device, quiet, settings, state)
     names = [s[0] for s in STAGES]
     for bad in (only or []) + (skip or []):
         if bad not in names:
@@ -208,5 +212,19 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--only", nargs="+", metavar="STAGE", help="run just these stages (again)")
     p.add_argument("--skip", nargs="+", metavar="STAGE", help="leave these stages out")
+    p.add_argument("--world-scale", choices=["tiny", "small", "full"], default=None, help="override the preset's")
+    p.add_argument("--pretrain-steps", type=int, default=None, help="override the preset's pretraining steps")
+    p.add_argument("--sft-steps", type=int, default=None, help="override the preset's SFT steps")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=lambda a: run(a.out, a.preset, a.seed, a.device, a.quiet, a.only, a.skip) and 0)
+    p.set_defaults(func=_cli)
+
+
+def _cli(a) -> int:
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    overrides = {"world_scale": a.world_scale, "pretrain_steps": a.pretrain_steps, "sft_steps": a.sft_steps}
+    run(a.out, a.preset, a.seed, a.device, a.quiet, a.only, a.skip, overrides)
+    return 0
