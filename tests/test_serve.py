@@ -546,22 +546,22 @@ def test_cli_sigterm_drains_then_exits(model_dir, tmp_path):
             assert time.time() < deadline and proc.poll() is None, "server did not start"
             time.sleep(0.1)
         done = []
-        started = threading.Event()
+        accepted = [threading.Event() for _ in range(3)]
 
-        def stream_one():
+        def stream_one(i):
             body = {"messages": OK_MSG, "max_tokens": 40, "temperature": 0.9, "stream": True}
             with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=120) as r:
+                accepted[i].set()  # headers arrive once the request is queued: it is in before SIGTERM
                 last = None
                 for line in r.iter_lines():
-                    started.set()
                     if line:
                         last = line
                 done.append(last)
 
-        threads = [threading.Thread(target=stream_one) for _ in range(3)]
+        threads = [threading.Thread(target=stream_one, args=(i,)) for i in range(3)]
         for t in threads:
             t.start()
-        assert started.wait(30)
+        assert all(ev.wait(30) for ev in accepted)
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         with pytest.raises(httpx.HTTPError):  # no new connections while draining
