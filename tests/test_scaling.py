@@ -84,7 +84,7 @@ def test_ladder_plan_obeys_the_rules():
     assert max(flops) <= target.flops / 100
     assert max(flops) / min(flops) >= 100
     for r in rungs:
-        assert r.tokens / r.non_embedding_params == pytest.approx(target.tokens_per_param, rel=0.1)
+        assert r.tokens / r.non_embedding_params == pytest.approx(target.tokens_per_param("non_embedding"), rel=0.1)
         assert r.model["n_layer"] == target.model["n_layer"]
         assert (target.val_batches * target.batch_size) == r.val_batches * r.batch_size
     gpu = plan_ladder(_target(vocab_size=65536, steps=5000, preset="d12"), n_rungs=5)
@@ -153,6 +153,7 @@ def test_tiny_ladder_smoke(tmp_path, tiny_tokenizer):
     cfg = PretrainConfig(data=[str(data)], tokenizer=str(tmp_path / "tok"), out=str(tmp_path / "run" / "base"),
                          model=target, max_steps=100, batch_size=8, device="cpu", quiet=True)
     scaling = tmp_path / "run" / "scaling"
+    # two worker processes: the CPU default of training rungs in parallel
     fit = run_ladder(cfg, scaling, n_rungs=5, n_boot=20, workers=2, log=lambda *_: None)
     ladder = json.loads((scaling / "ladder.json").read_text())
     assert len(ladder["rungs"]) == 5 and all(r["final_val_loss"] > 0 for r in ladder["rungs"])
@@ -161,3 +162,21 @@ def test_tiny_ladder_smoke(tmp_path, tiny_tokenizer):
     with pytest.raises(UserError):
         run_ladder(cfg, scaling, n_rungs=5, n_boot=20, log=lambda *_: None)
     assert record_outcome(scaling, 3.0)["actual_final_loss"] == 3.0
+
+
+def test_capability_metric_is_mean_negative_log_pass_rate():
+    from tinygpt4.data.readers import McItem
+    from tinygpt4.scaling.ladder import capability_metric
+
+    class FakeLM:
+        def loglikelihood(self, requests):
+            assert all(ctx.startswith("Q: ") and ctx.endswith("\nA:") for ctx, _ in requests)
+            return [{" right": -1.0, " wrong": -3.0}[cont] for _, cont in requests]
+
+    items = [McItem("a?", ["right", "wrong", "wrong", "wrong"], 0),
+             McItem("b?", ["wrong", "wrong", "right", "wrong"], 1)]
+    m = capability_metric(FakeLM(), items)
+    assert m["value"] == pytest.approx(2.0)  # -log p(answer): 1 for the first, 3 for the second
+    assert m["accuracy"] == 0.5
+    z = np.log(np.exp(-1.0) + 3 * np.exp(-3.0))
+    assert m["choice_value"] == pytest.approx(((1.0 + z) + (3.0 + z)) / 2)

@@ -42,6 +42,10 @@ def plot_scaling(scaling_dir, out_path=None) -> Path:
                    label=f"actual {outcome['actual_final_loss']:.3f} ({100 * outcome['relative_error']:+.1f}%)")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import FormatStrFormatter
+
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
     ax.set_xlabel("training compute (FLOPs)")
     ax.set_ylabel("final validation loss (nats/token)")
     ax.set_title(f"Predictable scaling: {fit.get('target_preset', 'target')}")

@@ -2,11 +2,24 @@
 L(C) = a*C^b + c to their final validation losses, and predict the target's final loss before it trains.
 
 The ladder is the target's own recipe shrunk along one dial, width: same depth, data, tokenizer, sequence
-length, optimizer, peak learning rate, schedule shape (warmup fraction, cosine decay) and tokens per
+length, optimizer (AdamW), schedule shape (warmup fraction, cosine decay to the same floor) and tokens per
 parameter. N is the non-embedding parameter count (output head included), the N in the model's
 flops_per_token = 6N + attention, so C = flops_per_token * tokens for every rung and for the target.
-Batch size shrinks with sqrt(N) (smaller models have a smaller critical batch), which keeps enough
-optimizer steps in the smallest rungs and makes the family pass through the target's own batch size.
+Two hyperparameters follow the width so that the family runs smoothly into the target's own settings:
+
+* peak learning rate = target lr * (target width / width)^0.5. Narrow models need a larger step (their
+  logits move slowly); the full 1/width of muP put mid-sized rungs over a divergence cliff on the CPU
+  demo, the square root did not.
+* batch size = target batch * (N / N_target)^0.75, rounded to a divisor of the target's batch (so every
+  rung validates on exactly the target's windows). Small models have a small critical batch, and with
+  a fixed tokens-per-parameter ratio the smallest rungs see only tens of thousands of tokens: they need
+  small batches to take more than a handful of steps.
+
+Because each rung may use at most 1/100 of the target's compute (1/1,000 on GPU presets) and compute
+grows as N^2 at a fixed tokens-per-parameter ratio, rungs have at most a tenth of the target's N, and on
+a small vocabulary-dominated model that means narrow widths. The fit sees only the rungs: whatever the
+target learns that none of them does (facts, on the built-in world) shows up as prediction error, which
+outcome.json records beside the prediction.
 
 Files in the scaling folder:
   ladder.json   the plan and, per rung, its shape, tokens, FLOPs, wall time and final validation loss
@@ -36,6 +49,7 @@ GPU_PRESETS = {"d12", "d20", "d26"}
 LR_EXPONENT = 0.5
 BATCH_EXPONENT = 0.75
 MAX_CPU_WORKERS = 4
+PARAM_COUNT = "non_embedding"
 
 
 def _write_json(path: Path, obj) -> None:
@@ -67,24 +81,24 @@ class Target:
     val_batches: int
     grad_accum: int
     non_embedding_params: int
+    params: int
     flops_per_token: float
     tokens: int
     flops: float
 
-    @property
-    def tokens_per_param(self) -> float:
-        return self.tokens / self.non_embedding_params
+    def tokens_per_param(self, count: str) -> float:
+        return self.tokens / (self.params if count == "total" else self.non_embedding_params)
 
 
-def model_cost(mc: ModelConfig) -> tuple[int, float]:
-    """(non-embedding parameters, training FLOPs per token) from the model's own accounting."""
+def model_cost(mc: ModelConfig) -> tuple[int, int, float]:
+    """(non-embedding parameters, all parameters, training FLOPs per token) from the model's own accounting."""
     import torch
 
     from tinygpt4.model.gpt import GPT
 
     with torch.device("meta"):
         m = GPT(mc)
-    return m.num_params(exclude_embedding=True), float(m.flops_per_token(mc.seq_len))
+    return m.num_params(exclude_embedding=True), m.num_params(), float(m.flops_per_token(mc.seq_len))
 
 
 def resolve_target(cfg, vocab_size: int) -> Target:
@@ -96,12 +110,12 @@ def resolve_target(cfg, vocab_size: int) -> Target:
     mc = replace(mc, vision=None)
     batch = cfg.batch_size or defaults["batch_size"]
     steps = cfg.max_steps or defaults["max_steps"]
-    n, fpt = model_cost(mc)
+    n, total, fpt = model_cost(mc)
     tokens = steps * batch * cfg.grad_accum * mc.seq_len
     return Target(
         preset=str(cfg.preset), model=mc.to_dict(), batch_size=batch, seq_len=mc.seq_len, max_steps=steps,
         warmup_steps=cfg.warmup_steps, lr=cfg.lr or defaults["lr"], val_batches=cfg.val_batches,
-        grad_accum=cfg.grad_accum, non_embedding_params=n, flops_per_token=fpt, tokens=tokens,
+        grad_accum=cfg.grad_accum, non_embedding_params=n, params=total, flops_per_token=fpt, tokens=tokens,
         flops=fpt * tokens,
     )
 
@@ -127,6 +141,7 @@ class Rung:
     name: str
     model: dict
     non_embedding_params: int
+    params: int
     flops_per_token: float
     batch_size: int
     max_steps: int
@@ -144,7 +159,7 @@ def default_max_fraction(preset: str) -> float:
 
 def plan_ladder(target: Target, *, n_rungs: int = 6, span: float = 100.0, max_fraction: float | None = None,
                 min_width: int = 2, lr_exponent: float = LR_EXPONENT,
-                batch_exponent: float = BATCH_EXPONENT) -> list[Rung]:
+                batch_exponent: float = BATCH_EXPONENT, param_count: str = PARAM_COUNT) -> list[Rung]:
     """Rungs whose compute runs geometrically from max_fraction*C_target / span up to max_fraction*C_target.
 
     Widths are even (RoPE rotates pairs); each rung's tokens are tokens_per_param * N, rounded to whole
@@ -153,23 +168,23 @@ def plan_ladder(target: Target, *, n_rungs: int = 6, span: float = 100.0, max_fr
         raise UserError("the ladder needs at least 2 rungs")
     frac = default_max_fraction(target.preset) if max_fraction is None else max_fraction
     tmc = ModelConfig.from_dict(target.model)
-    ratio = target.tokens_per_param
+    ratio = target.tokens_per_param(param_count)
     seq = target.seq_len
 
     def rung_at(width: int) -> Rung:
         mc = shape_for_width(tmc, width)
-        n, fpt = model_cost(mc)
+        n, total, fpt = model_cost(mc)
         # a divisor of the target's batch, so the rung validates on exactly the target's windows
         want = target.batch_size * (n / target.non_embedding_params) ** batch_exponent
         divisors = [d for d in range(1, target.batch_size + 1) if target.batch_size % d == 0]
         batch = min(divisors, key=lambda d: abs(math.log(d / want)))
-        steps = max(1, round(ratio * n / (batch * seq)))
+        steps = max(1, round(ratio * (total if param_count == "total" else n) / (batch * seq)))
         tokens = steps * batch * seq
         warmup = max(1, round(target.warmup_steps * steps / target.max_steps))
         # Validate on the same windows as the target: same number of sequences.
         val_batches = target.val_batches * target.batch_size // batch
         lr = target.lr * (tmc.n_embd / width) ** lr_exponent
-        return Rung(name=f"w{width}", model=mc.to_dict(), non_embedding_params=n, flops_per_token=fpt,
+        return Rung(name=f"w{width}", model=mc.to_dict(), non_embedding_params=n, params=total, flops_per_token=fpt,
                     batch_size=batch, max_steps=steps, warmup_steps=warmup, val_batches=val_batches, lr=lr,
                     tokens=tokens, flops=fpt * tokens)
 
@@ -217,7 +232,7 @@ def plan_ladder(target: Target, *, n_rungs: int = 6, span: float = 100.0, max_fr
 
 def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0,
                max_fraction: float | None = None, lr_exponent: float = LR_EXPONENT,
-               batch_exponent: float = BATCH_EXPONENT, n_boot: int = 200, seed: int = 0,
+               batch_exponent: float = BATCH_EXPONENT, param_count: str = PARAM_COUNT, n_boot: int = 200, seed: int = 0,
                exams: str | None = None, keep_checkpoints: bool = False, workers: int | None = None,
                log=print) -> dict:
     """Train the ladder for the target described by `target_cfg` (a PretrainConfig), fit, predict.
@@ -236,11 +251,12 @@ def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0
     tok = Tokenizer.load(target_cfg.tokenizer)
     target = resolve_target(target_cfg, tok.vocab_size)
     rungs = plan_ladder(target, n_rungs=n_rungs, span=span, max_fraction=max_fraction, lr_exponent=lr_exponent,
-                        batch_exponent=batch_exponent)
+                        batch_exponent=batch_exponent, param_count=param_count)
     cache_dir = target_cfg.cache_dir or str(Path(target_cfg.out).parent / ".cache" / "tokens")
     plan = {
         "target": asdict(target),
-        "tokens_per_param": target.tokens_per_param,
+        "param_count": param_count,
+        "tokens_per_param": target.tokens_per_param(param_count),
         "max_fraction": default_max_fraction(target.preset) if max_fraction is None else max_fraction,
         "rungs": [asdict(r) for r in rungs],
     }
@@ -283,13 +299,7 @@ def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0
     # Largest first, so parallel workers finish together.
     order = sorted(jobs, key=lambda j: -j["rung"]["flops"])
     if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(train_rung, j) for j in order]
-            for f in as_completed(futures):
-                finished(f.result())
+        _run_in_subprocesses(order, workers, finished)
     else:
         for j in order:
             finished(train_rung(j))
@@ -297,6 +307,58 @@ def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0
     plan["workers"] = workers
     _write_json(out / "ladder.json", plan)
     return predict(out, n_boot=n_boot, seed=seed)
+
+
+def _run_in_subprocesses(jobs: list[dict], workers: int, finished) -> None:
+    """Train rungs in `workers` fresh interpreters (`python -m tinygpt4.scaling.ladder JOB...`), one thread
+    each, every worker taking its share of the rungs in turn. Fresh processes rather than fork: a forked
+    child of a process whose OpenMP pool has run can hang, and spawn-based pools re-import the caller's
+    __main__. Jobs are dealt largest first to the worker with the fewest tokens so far."""
+    import subprocess
+    import sys
+
+    shares: list[list[dict]] = [[] for _ in range(workers)]
+    load = [0] * workers
+    for job in jobs:
+        i = load.index(min(load))
+        shares[i].append(job)
+        load[i] += job["rung"]["tokens"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    procs = []
+    pending: dict[Path, dict] = {}
+    try:
+        for k, share in enumerate(s for s in shares if s):
+            paths = []
+            for job in share:
+                run_dir = Path(job["cfg"]["out"])
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / "rung.json").unlink(missing_ok=True)
+                _write_json(run_dir / "rung_job.json", job)
+                paths.append(str(run_dir / "rung_job.json"))
+                pending[run_dir] = job
+            log_path = Path(share[0]["cfg"]["out"]).parent / f"worker{k}.log"
+            with open(log_path, "w") as err:
+                proc = subprocess.Popen([sys.executable, "-m", "tinygpt4.scaling.ladder", *paths],
+                                        stdout=subprocess.DEVNULL, stderr=err, env=env)
+            procs.append((proc, log_path))
+        while pending:
+            time.sleep(0.25)
+            for run_dir in [d for d in pending if (d / "rung.json").exists()]:
+                pending.pop(run_dir)
+                finished(_read_json(run_dir / "rung.json"))
+            for proc, log_path in procs:
+                if proc.poll() not in (None, 0):
+                    tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+                    raise RuntimeError(f"a scaling worker failed (exit {proc.returncode}): " + " | ".join(tail))
+            if pending and all(proc.poll() is not None for proc, _ in procs):
+                time.sleep(0.5)  # a last rung.json may land just after its worker exits
+                if not all((d / "rung.json").exists() for d in pending):
+                    raise RuntimeError(f"scaling workers exited without finishing {sorted(d.name for d in pending)}")
+    finally:
+        for proc, _ in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def train_rung(job: dict) -> dict:
@@ -321,6 +383,7 @@ def train_rung(job: dict) -> dict:
     if not job.get("keep"):
         for name in ("model.safetensors", "optimizer.safetensors"):
             (Path(cfg.out) / name).unlink(missing_ok=True)
+    _write_json(Path(cfg.out) / "rung.json", rec)
     return rec
 
 
@@ -372,8 +435,11 @@ def predict(scaling_dir, *, n_boot: int = 200, seed: int = 0, level: float = 0.9
     return res
 
 
-def record_outcome(scaling_dir, actual_final_loss: float, actual_metric: float | None = None) -> dict:
-    """After the target trained: write outcome.json beside the (unchanged) prediction and redraw the figure."""
+def record_outcome(scaling_dir, actual_final_loss: float, actual_metric: float | dict | None = None) -> dict:
+    """After the target trained: write outcome.json beside the (unchanged) prediction and redraw the figure.
+
+    `actual_metric` is the target's capability metric: its value, or the dict `capability_metric` returns
+    (then kept whole as `actual_capability`)."""
     out = Path(scaling_dir)
     fit = _read_json(out / "fit.json")
     pred = float(fit["predicted_final_loss"])
@@ -388,12 +454,16 @@ def record_outcome(scaling_dir, actual_final_loss: float, actual_metric: float |
         "within_interval": bool(lo <= actual <= hi),
     }
     cap = fit.get("capability")
+    if isinstance(actual_metric, dict):
+        res["actual_capability"] = actual_metric
+        actual_metric = actual_metric["value"]
     if actual_metric is not None:
         res["actual_metric"] = float(actual_metric)
         if cap:
-            res["predicted_metric"] = cap["predicted"]
             res["metric_name"] = cap["name"]
-            res["metric_abs_error"] = abs(cap["predicted"] - float(actual_metric))
+            res["predicted_metric"] = cap["predicted"]
+            res["predicted_metric_interval"] = cap["interval"]
+            res["metric_relative_error"] = (cap["predicted"] - float(actual_metric)) / float(actual_metric)
     _write_json(out / "outcome.json", res)
     try:
         from tinygpt4.scaling.figures import plot_scaling
@@ -427,12 +497,14 @@ def load_exam_items(root, *, lang: str = "en", split: str = "test", limit: int =
 
 
 def capability_metric(model_dir_or_lm, items: list, *, device: str = "cpu") -> dict:
-    """Mean negative log pass rate on a bucket of multiple-choice questions.
+    """Mean negative log pass rate on a bucket of exam questions, asked in the corpus's own Q:/A: form.
 
-    Each option is scored as a continuation of the question (cloze); the pass rate of a question is the
-    probability the model puts on the right option, normalised over its options. -mean log pass rate is
-    log(#options) for a model that knows nothing and 0 for a perfect one, and falls smoothly with loss
-    long before accuracy moves (the GPT-4 report's choice for predicting capabilities)."""
+    The pass rate of a question is the probability that one sample (temperature 1) from the model is
+    exactly the right answer, p(answer | question): the GPT-4 report's metric for predicting a capability
+    from small runs, which, unlike accuracy, moves smoothly long before the model gets questions right.
+    `value` is -mean log pass rate (nats per question). Also reported, not predicted: `choice_value`, the
+    same with the probability renormalised over the four options (log 4 at chance), and `accuracy`, how
+    often the right option scores highest. `model_dir_or_lm` is a checkpoint folder or a LanguageModel."""
     lm = model_dir_or_lm
     if isinstance(lm, str | Path):
         from tinygpt4.evals.local import LocalModel
@@ -444,15 +516,15 @@ def capability_metric(model_dir_or_lm, items: list, *, device: str = "cpu") -> d
         ctx = f"Q: {it.question}\nA:"
         reqs.extend((ctx, " " + c) for c in it.choices)
     lls = np.array(lm.loglikelihood(reqs), dtype=float)
-    neg_log_pass, correct, k = [], [], 0
+    neg_log_pass, neg_log_choice, correct, k = [], [], [], 0
     for it in items:
         s = lls[k: k + len(it.choices)]
         k += len(it.choices)
-        logp = s - np.logaddexp.reduce(s)
-        neg_log_pass.append(-logp[it.answer_index])
+        neg_log_pass.append(-s[it.answer_index])
+        neg_log_choice.append(-(s[it.answer_index] - np.logaddexp.reduce(s)))
         correct.append(int(np.argmax(s)) == it.answer_index)
-    return {"name": CAPABILITY_NAME, "value": float(np.mean(neg_log_pass)), "accuracy": float(np.mean(correct)),
-            "n": len(items)}
+    return {"name": CAPABILITY_NAME, "value": float(np.mean(neg_log_pass)),
+            "choice_value": float(np.mean(neg_log_choice)), "accuracy": float(np.mean(correct)), "n": len(items)}
 
 
 def predict_capability(loss: np.ndarray, metric: np.ndarray, loss_boot: np.ndarray, compute: np.ndarray,
@@ -500,3 +572,10 @@ __all__ = [
     "resolve_target",
     "run_ladder",
 ]
+
+
+if __name__ == "__main__":  # a ladder worker: python -m tinygpt4.scaling.ladder JOB.json...
+    import sys
+
+    for job_path in sys.argv[1:]:
+        train_rung(_read_json(Path(job_path)))
