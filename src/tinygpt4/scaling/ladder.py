@@ -276,7 +276,8 @@ def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0
             "seq_len": target.seq_len, "lr": r.lr, "warmup_steps": r.warmup_steps, "grad_accum": 1,
             "eval_every": r.max_steps, "save_every": 0, "val_batches": r.val_batches, "resume": False,
             "seed": target_cfg.seed, "device": target_cfg.device, "dtype": target_cfg.dtype,
-            "compile": target_cfg.compile, "skip_bad": target_cfg.skip_bad, "cache_dir": cache_dir, "quiet": True,
+            # compiling pays off over a long run, not over a rung of a few hundred steps
+            "compile": "off" if target_cfg.compile == "auto" else target_cfg.compile, "skip_bad": target_cfg.skip_bad, "cache_dir": cache_dir, "quiet": True,
             "log_every": max(1, r.max_steps // 20), "extra": {"stage": "scaling", "rung": r.name},
         }
         jobs.append({"rung": asdict(r), "cfg": cfg, "exams": exams, "keep": keep_checkpoints,
