@@ -19,7 +19,7 @@ from tinygpt4.tokenizer import atomic_write_text
 # What each preset runs. The tiny preset is sized for about 15 minutes on a 2-core CPU.
 RUN_PRESETS = {
     "tiny": {"world_scale": "small", "vocab_size": 8192, "pretrain_steps": None, "sft_steps": None,
-             "vision_warmup_steps": 150, "ladder_rungs": 5},
+             "vision_warmup_steps": 150, "ladder_rungs": 6},
     "d12": {"world_scale": "full", "vocab_size": 32768, "pretrain_steps": None, "sft_steps": 2000,
             "vision_warmup_steps": 500, "ladder_rungs": 6},
 }
