@@ -151,14 +151,9 @@ def register(sub) -> None:
 
 
 def _cli(args) -> int:
-    from tinygpt4.checkpoint import load_model
-    from tinygpt4.train.loop import resolve_device
+    from tinygpt4.generate_cli import load_for_generation
 
-    if args.max_tokens < 1:
-        raise UserError("--max-tokens must be at least 1")
-    if args.temperature < 0:
-        raise UserError("--temperature must be >= 0")
-    model, tok = load_model(args.model_dir, device=str(resolve_device(args.device)))
+    model, tok = load_for_generation(args)
     session = ChatSession(model, tok, temperature=args.temperature, max_tokens=args.max_tokens, top_k=args.top_k,
                           seed=args.seed, system=args.system)
     for path in args.image:

@@ -21,16 +21,22 @@ def register(sub) -> None:
     p.set_defaults(func=_cli)
 
 
-def _cli(args) -> int:
+def load_for_generation(args):
+    """Check the sampling flags `generate` and `chat` share, then load MODEL_DIR on --device."""
     from tinygpt4.checkpoint import load_model
-    from tinygpt4.engine import Engine
     from tinygpt4.train.loop import resolve_device
 
     if args.max_tokens < 1:
         raise UserError("--max-tokens must be at least 1")
     if args.temperature < 0:
         raise UserError("--temperature must be >= 0")
-    model, tok = load_model(args.model_dir, device=str(resolve_device(args.device)))
+    return load_model(args.model_dir, device=str(resolve_device(args.device)))
+
+
+def _cli(args) -> int:
+    from tinygpt4.engine import Engine
+
+    model, tok = load_for_generation(args)
     prompt = [tok.bos_id] + tok.encode(args.prompt)
     sys.stdout.write(args.prompt)
     for piece in Engine(model, tok).stream(prompt, max_new_tokens=args.max_tokens, temperature=args.temperature,
