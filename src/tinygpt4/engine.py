@@ -185,7 +185,6 @@ class Engine:
 
     # -- conveniences -----------------------------------------------------------------------------------
     def generate(self, prompts: list[list[int]], **kw) -> list[Completion]:
-        n = len(prompts)
         want_lp = kw.pop("logprobs", False)
         out = [Completion("", [], "length", len(p), [] if want_lp else None, [] if want_lp else None)
                for p in prompts]
@@ -199,7 +198,6 @@ class Engine:
                 c.top_logprobs.append(ev.top_logprobs or {})
             if ev.finish_reason:
                 c.finish_reason = ev.finish_reason
-        assert len(out) == n
         return out
 
     def stream(self, prompt: list[int], **kw) -> Iterator[str]:

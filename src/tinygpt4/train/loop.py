@@ -208,7 +208,7 @@ def train(
 
         fwd = DDP(fwd, device_ids=[device.index] if device.type == "cuda" else None)
 
-    def save(final: bool) -> None:
+    def save() -> None:
         if not d.main:
             return
         save_model(out, model, tokenizer, extra_config)
@@ -275,12 +275,12 @@ def train(
             last_val = evaluate()
             log.write({"step": step, **last_val})
         if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
-            save(final=False)
+            save()
     bar.close()
     if eval_fn is not None and not last_val:
         last_val = evaluate()
     wall = wall_before + time.time() - t0
-    save(final=True)
+    save()
     summary = {
         "params": sum(p.numel() for p in model.parameters()),
         "tokens": tokens_seen,
