@@ -39,6 +39,19 @@ def test_presets_give_the_documented_token_counts():
         vision_preset("999")
 
 
+@pytest.mark.parametrize("stem", ["patch", "conv"])
+def test_both_stems_train(tiny_tokenizer, stem):
+    cfg = tiny_model_config(tiny_tokenizer.vocab_size, vision=True)
+    cfg.vision.stem = stem
+    m = VLM.build(cfg, seed=0)
+    k = m.tokens_per_image
+    ids = torch.tensor([_prompt(tiny_tokenizer, 2, "Which has more?", k) + [9, tiny_tokenizer.eot_id]])
+    m(ids[:, :-1], ids[:, 1:], images=[_img(0), _img(1)]).backward()
+    grad = m.vision.embeddings.patch_embedding.parameters().__next__().grad
+    assert grad is not None and grad.abs().sum() > 0
+    assert m.flops_per_image() > 6 * k * sum(p.numel() for p in m.projector.parameters() if p.dim() >= 2)
+
+
 def test_pixel_shuffle_groups_neighbouring_patches():
     x = torch.arange(16).float().view(1, 16, 1)  # a 4x4 grid, row-major
     y = pixel_shuffle(x, 2)

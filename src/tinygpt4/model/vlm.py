@@ -91,14 +91,20 @@ class VLM(nn.Module):
         return sum(p.numel() for m in (self.vision, self.projector) for p in m.parameters())
 
     def flops_per_image(self) -> float:
-        """Training FLOPs for one image through the tower and projector: 6 per matmul parameter per patch
-        (position table and norms excluded), plus bidirectional attention over the patches."""
+        """Training FLOPs for one image (6 per weight per position it is applied at): the patch embedding's
+        convolutions at their output resolutions, the transformer over the patches, bidirectional attention,
+        and the projector over the shuffled tokens."""
         vc = self.config.vision
         n_patch = (vc.image_size // vc.patch_size) ** 2
-        tower = sum(p.numel() for n, p in self.vision.named_parameters() if p.dim() >= 2 and "position" not in n)
+        stem, side = 0, vc.image_size
+        for m in self.vision.embeddings.modules():
+            if isinstance(m, nn.Conv2d):
+                side = side // m.stride[0]
+                stem += m.weight.numel() * side * side
+        blocks = sum(p.numel() for p in self.vision.encoder.parameters() if p.dim() >= 2)
         proj = sum(p.numel() for p in self.projector.parameters() if p.dim() >= 2)
         attn = 12 * vc.depth * vc.width * n_patch * n_patch
-        return 6 * tower * n_patch + 6 * proj * self.tokens_per_image + attn
+        return 6 * (stem + blocks * n_patch + proj * self.tokens_per_image) + attn
 
     def flops_per_token(self, seq_len: int | None = None, image_token_frac: float = 0.0) -> float:
         """Decoder FLOPs per token, plus the vision tower's cost spread over the image tokens when a

@@ -155,15 +155,24 @@ def load_caption_examples(path: str, tok: Tokenizer, image_tokens: int, max_len:
     return out
 
 
-def load_text_examples(paths: list[str], tok: Tokenizer, max_len: int, want_tokens: int) -> list[Example]:
-    """Plain documents (loss on every token), `<|bos|> text` cut to max_len, until want_tokens are read."""
+def load_text_examples(paths: list[str], tok: Tokenizer, max_len: int, want_tokens: int,
+                       seed: int = 0) -> list[Example]:
+    """Plain documents (loss on every token), `<|bos|> text` cut to max_len, about want_tokens in all, drawn
+    at random from the corpus (its first part only when it is much larger than needed), so every kind of
+    document is represented."""
     from tinygpt4.data.readers import iter_pretrain_texts
 
-    out, n = [], 0
     if want_tokens <= 0:
-        return out
+        return []
+    docs, chars = [], 0
     for text in iter_pretrain_texts(paths):
-        ids = [tok.bos_id, *tok.encode(text)][:max_len]
+        docs.append(text)
+        chars += len(text)
+        if chars > 200 * want_tokens:  # ~50x more than needed at ~4 characters per token
+            break
+    out, n = [], 0
+    for i in np.random.default_rng([seed, 13]).permutation(len(docs)).tolist():
+        ids = [tok.bos_id, *tok.encode(docs[i])][:max_len]
         if len(ids) < 2:
             continue
         out.append(Example(ids, [0] + [1] * (len(ids) - 1)))
@@ -406,7 +415,7 @@ def run_sft(cfg: SFTConfig) -> dict:
             raise UserError("--text-mix needs --text-data")
         chat_tokens = sum(len(e.ids) for e in train_ex)
         want = int(chat_tokens * cfg.text_mix / (1 - cfg.text_mix))
-        text = load_text_examples(cfg.text_data, tok, seq_len + 1, want)
+        text = load_text_examples(cfg.text_data, tok, seq_len + 1, want, cfg.seed)
         train_ex = train_ex + text
         stats["text_examples"] = len(text)
 
