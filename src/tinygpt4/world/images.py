@@ -21,6 +21,7 @@ PALETTE = {"red": (220, 40, 40), "green": (30, 160, 60), "blue": (40, 80, 220), 
 SHAPES = ("circle", "square", "triangle")
 TASKS = ("count", "colour", "position", "chart_largest", "chart_value", "read_sign", "multi_compare", "panels")
 NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"]
+ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth"]
 SIGN_WORDS = ("OPEN", "CLOSED", "EXIT", "STOP", "SALE", "PARK", "BANK", "HOTEL", "SCHOOL", "MARKET")
 STATISTICS = [("how many tourists visited", "last year", "had the most"),
               ("how much rain fell in", "this spring", "got the most"),
@@ -170,7 +171,8 @@ def chart_largest_item(rng, size, world):
     what, when, most = rng.choice(STATISTICS)
     names = [c.name["en"] for c in countries]
     q = (f"The bars show {what} {_listing(names)} {when}, from left to right. Which country {most}?")
-    caption = f"A bar chart of {what} {_listing(names)} {when}. {names[best]} has the tallest bar."
+    # Only what the picture shows: the names are in the question, not on the chart.
+    caption = f"A bar chart with {NUMBER_WORDS[len(values)]} bars. The {ORDINALS[best]} bar from the left is the tallest."
     return Item("chart_largest", [_bars(values, size, max(values))], q, names[best], caption)
 
 
@@ -199,7 +201,7 @@ def chart_value_item(rng, size, world):
     which = rng.choice(["first", "last"])
     v = values[0] if which == "first" else values[-1]
     q = f"The line shows {stat.format(c=c)} over five years. What was the {noun} in the {which} year?"
-    caption = f"A line chart of {stat.format(c=c)} over five years: {', '.join(map(str, values))}."
+    caption = f"A line chart of five yearly values: {', '.join(map(str, values))}."
     return Item("chart_value", [_line(values, size)], q, str(v), caption)
 
 
