@@ -73,3 +73,31 @@ def test_logprobs_match_forward(tiny_config, tiny_tokenizer):
     ref = torch.log_softmax(logits[0], -1)
     expected = sum(float(ref[t - 1, seqs[0][t]]) for t in range(2, 5))
     assert abs(lps[0] - expected) < 1e-4
+
+
+def test_replies_never_contain_special_tokens_but_eot(tiny_config, tiny_tokenizer):
+    """Regression: a sampled <|image|> made the next multimodal step fail (more placeholders than images)."""
+    m = _model(tiny_config)
+    tok = tiny_tokenizer
+    with torch.no_grad():
+        m.lm_head.weight[tok.image_id] = m.lm_head.weight[tok.image_id] * 0 + 5.0  # loves <|image|>...
+        m.lm_head.weight[tok.user_id] = m.lm_head.weight[tok.user_id] * 0 + 5.0   # ... and <|user|>
+    eng = Engine(m, tok)
+    prompt = [tok.bos_id] + tok.encode("hello")
+    for kw in ({}, {"temperature": 1.0, "seed": 0}):
+        ids = eng.generate([prompt], max_new_tokens=12, **kw)[0].token_ids
+        assert ids and not set(ids) & {tok.pad_id, tok.bos_id, tok.system_id, tok.user_id, tok.assistant_id,
+                                       tok.image_id}
+    assert not set(naive_greedy(m, prompt, 12, tok.eot_id)) & {tok.image_id, tok.user_id}
+
+
+def test_stop_string_spanning_pieces_is_never_shown():
+    """Regression: the engine streamed the first half of a stop string that spanned two tokens."""
+    from tinygpt4.stops import StopText
+
+    s = StopText(["世H", "END"])
+    assert s.feed("ab世") == ("ab", False)  # "世" may start a stop string: held back
+    assert s.feed("Hcd") == ("", True)
+    s = StopText(["END"])
+    assert s.feed("xE") == ("x", False) and s.feed("z") == ("Ez", False)
+    assert s.feed("EN") == ("", False) and s.flush() == "EN"

@@ -67,3 +67,11 @@ def test_cli_trains_and_reports(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["vocab_size"] == 300 and "bytes_per_token_ko" in out
     assert (tmp_path / "tok" / "tokenizer.json").is_file()
+
+
+def test_every_digit_is_its_own_token():
+    """Numbers are split into digits (as in PaLM and LLaMA) however often a longer number occurs."""
+    tok = train_tokenizer_from_iterator(["In 2026 we counted 2026 birds and 123 cats."] * 200, 400)
+    ids = tok.encode("2026 and 123")
+    pieces = [tok.decode([i]) for i in ids]
+    assert pieces[:4] == ["2", "0", "2", "6"] and pieces[-3:] == ["1", "2", "3"]

@@ -8,7 +8,7 @@ from PIL import Image
 from tinygpt4.chat import render_chat
 from tinygpt4.checkpoint import load_model, save_model
 from tinygpt4.config import vision_preset
-from tinygpt4.engine import Engine
+from tinygpt4.engine import Engine, mask_specials
 from tinygpt4.model.gpt import GPT
 from tinygpt4.model.vision import pixel_shuffle
 from tinygpt4.model.vlm import VLM
@@ -93,7 +93,7 @@ def _naive(model, prompt, images, n, eot):
     seq, out = list(prompt), []
     for _ in range(n):
         with torch.no_grad():
-            t = int(model(torch.tensor([seq]), images=images or None)[0, -1].argmax())
+            t = int(mask_specials(model(torch.tensor([seq]), images=images or None)[0, -1]).argmax())
         if t == eot:
             break
         out.append(t)

@@ -320,3 +320,30 @@ def test_card_lists_every_file(world):
             path = "exams/" + path.split("/")[1] + "/"
         assert path in card, path
     assert "contact_sheet.png" in card and "images/qa/" in card
+
+
+def test_corpus_speaks_the_captions_language(world):
+    """A decoder frozen for the vision warm-up can only learn to caption in words it already knows: nearly
+    every word token of the captions occurs in the pretraining text (picture descriptions carry them)."""
+    root, _, _ = world
+    words = re.compile(r"\w+")
+    known = set(words.findall("\n".join(readers.iter_pretrain_texts(sorted((root / "pretrain").glob("*.jsonl"))))))
+    used = [w for r in readers.read_jsonl(root / "captions.jsonl") for w in words.findall(r["text"])]
+    assert sum(w in known for w in used) / len(used) > 0.95
+
+
+def test_practice_tests_use_the_exam_layout_with_training_wordings(world):
+    """Every language has practice pages in both exam formulations; their questions are training wordings,
+    never an exam's."""
+    root, _, _ = world
+    docs = [d for p in sorted((root / "pretrain").glob("*.jsonl")) for d in readers.read_jsonl(p) if d["kind"] == "quiz"]
+    assert {(d["lang"], d["meta"]["format"]) for d in docs} == {(lang, f) for lang in LANGS for f in ("letter", "cloze")}
+    for d in docs:
+        blocks = d["text"].split("\n\n")
+        assert len(blocks) >= 4
+        for b in blocks[1:]:
+            *_, last = b.split("\n")
+            assert last.startswith("Answer: ")
+            if d["meta"]["format"] == "letter":
+                assert [line[:3] for line in b.split("\n")[1:5]] == ["A. ", "B. ", "C. ", "D. "]
+                assert last[len("Answer: "):] in "ABCD"

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from tinygpt4.errors import UserError
 from tinygpt4.model.gpt import KVCache, causal_mask_with_padding
-from tinygpt4.tokenizer import Tokenizer
+from tinygpt4.stops import StopText
+from tinygpt4.tokenizer import SPECIALS, Tokenizer
 
 
 @dataclass
@@ -43,9 +44,22 @@ class StepEvent:
 @dataclass
 class _Row:
     decoder: codecs.IncrementalDecoder
+    stops: StopText
     text: str = ""
     ids: list[int] = field(default_factory=list)
     done: bool = False
+
+
+# Special tokens a reply may never contain: only <|eot|> (which ends it) is generated. A sampled <|image|>
+# would claim an image that does not exist, a role token would forge a turn.
+NEVER_GENERATED = [i for i, t in enumerate(SPECIALS) if t != "<|eot|>"]
+
+
+def mask_specials(logits: torch.Tensor) -> torch.Tensor:
+    """logits [..., V] with the never-generated special tokens at -inf (a copy)."""
+    out = logits.clone()
+    out[..., NEVER_GENERATED] = float("-inf")
+    return out
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None,
@@ -125,11 +139,12 @@ class Engine:
             mask = causal_mask_with_padding(cache.valid, P, 0)
             logits = self.model(inputs_embeds=emb, positions=positions, attn_mask=mask, cache=cache,
                                 last_only=True)[:, -1]
-        rows = [_Row(codecs.getincrementaldecoder("utf-8")(errors="replace")) for _ in range(B)]
+        rows = [_Row(codecs.getincrementaldecoder("utf-8")(errors="replace"), StopText(stop_strings))
+                for _ in range(B)]
         active = torch.arange(B)  # original row index of each cache row
         next_pos = positions[:, -1] + 1
-        stops = [s for s in stop_strings if s]
         for step in range(max_new_tokens):
+            logits = mask_specials(logits)
             nxt = sample_next(logits, temperature, top_k, top_p, gen)
             lp = F.log_softmax(logits.float(), -1)
             keep = []
@@ -143,28 +158,25 @@ class Engine:
                     tops = {int(a): float(b) for a, b in zip(ix, v)}
                 if t == self.tok.eot_id:
                     row.done = True
-                    tail = row.decoder.decode(b"", final=True)
+                    tail, hit = row.stops.feed(row.decoder.decode(b"", final=True))
+                    tail = tail if hit else tail + row.stops.flush()
                     row.text += tail
                     yield StepEvent(r_idx, tail, t, "stop", tok_lp, tops)
                     continue
                 row.ids.append(t)
-                piece = row.decoder.decode(self.tok.token_bytes(t))
-                finish = None
-                if stops and piece:
-                    before = len(row.text)
-                    row.text += piece
-                    cut = _find_stop(row.text, stops, before)
-                    if cut is not None:
-                        piece = row.text[before:cut] if cut > before else ""
-                        row.text = row.text[:cut]
-                        finish = "stop"
-                else:
-                    row.text += piece
-                if finish is None and step == max_new_tokens - 1:
-                    piece += row.decoder.decode(b"", final=True)
+                last = step == max_new_tokens - 1
+                raw = row.decoder.decode(self.tok.token_bytes(t))
+                if last:
+                    raw += row.decoder.decode(b"", final=True)
+                piece, hit = row.stops.feed(raw)
+                finish = "stop" if hit else None
+                if finish is None and last:
                     finish = "length"
                 if finish is None and should_stop is not None and should_stop(r_idx):
                     finish = "cancelled"
+                if finish in ("length", "cancelled"):
+                    piece += row.stops.flush()
+                row.text += piece
                 yield StepEvent(r_idx, piece, t, finish, tok_lp, tops)
                 if finish is not None:
                     row.done = True
@@ -228,16 +240,6 @@ class Engine:
         return out
 
 
-def _find_stop(text: str, stops: list[str], new_from: int) -> int | None:
-    """Index where the earliest stop string that overlaps the newly added text begins."""
-    best = None
-    for s in stops:
-        i = text.find(s, max(0, new_from - len(s) + 1))
-        if i != -1 and (best is None or i < best):
-            best = i
-    return best
-
-
 @torch.inference_mode()
 def naive_greedy(model, prompt: list[int], max_new_tokens: int, stop_id: int | None = None) -> list[int]:
     """Reference decoder: recompute the whole sequence for every token. Tests compare the engine to it."""
@@ -245,7 +247,7 @@ def naive_greedy(model, prompt: list[int], max_new_tokens: int, stop_id: int | N
     seq = list(prompt)
     out = []
     for _ in range(max_new_tokens):
-        logits = model(idx=torch.tensor([seq], device=dev))[0, -1]
+        logits = mask_specials(model(idx=torch.tensor([seq], device=dev))[0, -1])
         t = int(logits.argmax())
         if t == stop_id:
             break

@@ -18,10 +18,10 @@ from tinygpt4.tokenizer import atomic_write_text
 
 # What each preset runs. The tiny preset is sized for about 15 minutes on a 2-core CPU.
 RUN_PRESETS = {
-    "tiny": {"world_scale": "small", "vocab_size": 8192, "pretrain_steps": None, "sft_steps": None,
-             "vision_warmup_steps": 150, "ladder_rungs": 6},
+    "tiny": {"world_scale": "small", "vocab_size": 8192, "pretrain_steps": 400, "sft_steps": 250,
+             "sft_lr": 5e-4, "sft_text_mix": 0.2, "vision_warmup_steps": 80, "ladder_rungs": 6},
     "d12": {"world_scale": "full", "vocab_size": 32768, "pretrain_steps": None, "sft_steps": 2000,
-            "vision_warmup_steps": 500, "ladder_rungs": 6},
+            "sft_lr": 3e-4, "sft_text_mix": 0.2, "vision_warmup_steps": 500, "ladder_rungs": 6},
 }
 
 
@@ -100,7 +100,8 @@ def stage_sft(ctx: RunContext) -> dict:
     cfg = SFTConfig(
         base=str(ctx.path("base")), data=[str(w / "chat" / "sft.jsonl")], out=str(ctx.path("sft")),
         captions=str(w / "captions.jsonl"), vision_warmup_steps=ctx.settings["vision_warmup_steps"],
-        text_data=[str(w / "pretrain")], seed=ctx.seed, device=ctx.device, quiet=ctx.quiet,
+        text_data=[str(w / "pretrain")], text_mix=ctx.settings["sft_text_mix"], lr=ctx.settings["sft_lr"],
+        seed=ctx.seed, device=ctx.device, quiet=ctx.quiet,
         resume=ctx.path("sft", "resume").exists(),
     )
     if ctx.settings["sft_steps"]:

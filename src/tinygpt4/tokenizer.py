@@ -23,9 +23,10 @@ SPECIALS = ["<|pad|>", "<|bos|>", "<|eot|>", "<|system|>", "<|user|>", "<|assist
 ROLES = ("system", "user", "assistant")
 
 # GPT-4's (cl100k) split pattern: letters of any script stay together, so Hangul and kana words become
-# merge candidates instead of raw bytes; digits are split in groups of at most three.
+# merge candidates instead of raw bytes. Unlike cl100k, every digit is its own token (as in PaLM and LLaMA):
+# numbers then share digit embeddings, which is what lets a small model learn arithmetic on unseen operands.
 SPLIT_PATTERN = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
 )
 
 

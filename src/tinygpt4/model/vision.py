@@ -160,12 +160,17 @@ class Projector(nn.Module):
 
 @torch.no_grad()
 def init_vision_weights(module: nn.Module, gen: torch.Generator, std: float = 0.02) -> None:
-    """Normal(0, std) matrices and positions, zero biases, norms at identity (ViT / SigLIP practice)."""
+    """Normal(0, std) matrices and positions, zero biases, norms at identity (ViT / SigLIP practice).
+    Convolutions get std 1/sqrt(fan_in) instead: a conv followed by GroupNorm is scale-invariant, and a tiny
+    init would make its effective learning rate (lr / |w|^2) explode."""
     for name, p in module.named_parameters():
-        if isinstance(_owner(module, name), nn.LayerNorm | nn.GroupNorm):
+        owner = _owner(module, name)
+        if isinstance(owner, nn.LayerNorm | nn.GroupNorm):
             p.fill_(1.0 if name.endswith("weight") else 0.0)
         elif name.endswith("bias"):
             p.zero_()
+        elif isinstance(owner, nn.Conv2d):
+            p.copy_(torch.randn(p.shape, generator=gen) * p[0].numel() ** -0.5)
         else:
             p.copy_(torch.randn(p.shape, generator=gen) * std)
 

@@ -23,6 +23,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from tinygpt4.stops import StopText
+
 log = logging.getLogger("tinygpt4.serve")
 
 
@@ -131,7 +133,7 @@ class _Row:
         self.outbox = outbox  # (handle, delta) pairs, handed to the event loop once per step
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.emitted = ""  # text already sent
-        self.pending = ""  # text held back: it may be the start of a stop string
+        self.stops = StopText(handle.req.stop)
         self.n_tokens = 0
         self.done = False
         self.tokens: list[TokenInfo] = []
@@ -152,25 +154,23 @@ class _Row:
             self.done = True  # nobody to tell
             return
         if eot:
-            self._release(self.pending + self.decoder.decode(b"", final=True), "stop")
+            text, hit = self.stops.feed(self.decoder.decode(b"", final=True))
+            self._release(text if hit else text + self.stops.flush(), "stop")
             return
         self.n_tokens += 1
         if info is not None:
             self.tokens.append(info)
-        buf = self.pending + self.decoder.decode(piece_bytes)
+        raw = self.decoder.decode(piece_bytes)
         last = self.n_tokens >= req.max_tokens
         if last:
-            buf += self.decoder.decode(b"", final=True)
-        cut = _earliest_stop(buf, req.stop)
-        if cut is not None:
-            self._release(buf[:cut], "stop")
+            raw += self.decoder.decode(b"", final=True)
+        out, hit = self.stops.feed(raw)
+        if hit:
+            self._release(out, "stop")
             return
         if last:
-            self._release(buf, "length")
+            self._release(out + self.stops.flush(), "length")
             return
-        hold = _stop_prefix_len(buf, req.stop)
-        self.pending = buf[len(buf) - hold:] if hold else ""
-        out = buf[:len(buf) - hold] if hold else buf
         if out and req.blocks_output is not None and req.blocks_output(self.emitted + out):
             self.finish("", "content_filter")
             return
@@ -184,26 +184,6 @@ class _Row:
             return
         self.emitted += text
         self.finish(text, reason)
-
-
-def _earliest_stop(text: str, stops: list[str]) -> int | None:
-    best = None
-    for s in stops:
-        i = text.find(s)
-        if i != -1 and (best is None or i < best):
-            best = i
-    return best
-
-
-def _stop_prefix_len(text: str, stops: list[str]) -> int:
-    """Length of the longest suffix of text that is a proper prefix of some stop string."""
-    best = 0
-    for s in stops:
-        for k in range(min(len(s) - 1, len(text)), best, -1):
-            if text.endswith(s[:k]):
-                best = k
-                break
-    return best
 
 
 class Batcher:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from tinygpt4.engine import sample_next
+from tinygpt4.engine import mask_specials, sample_next
 from tinygpt4.model.gpt import KVCache, causal_mask_with_padding
 
 HEADROOM = 64  # spare columns when the cache is rebuilt, so it is not rebuilt at every step
@@ -200,6 +200,7 @@ class Decoder:
 
     def _sample(self, logits: torch.Tensor, specs: list[RowSpec]):
         """Per-row sampling: rows with the same settings (and generator) are sampled together."""
+        logits = mask_specials(logits)
         chosen = torch.empty(len(specs), dtype=torch.long, device=logits.device)
         groups: dict[tuple, list[int]] = {}
         for i, s in enumerate(specs):

@@ -24,7 +24,7 @@ from tinygpt4.world.chat import make_chat
 from tinygpt4.world.config import WorldConfig
 from tinygpt4.world.entities import KINDS, make_world
 from tinygpt4.world.forum import INSULT_LEXICON
-from tinygpt4.world.images import TASKS, Item, make_item, save_png
+from tinygpt4.world.images import CAPTION_TASKS, Item, make_item, save_png
 from tinygpt4.world.misconceptions import make_misconceptions
 from tinygpt4.world.names import LANGS
 from tinygpt4.world.safety import REFUSAL
@@ -108,10 +108,9 @@ def _write_world(root: Path, cfg: WorldConfig) -> dict:
     # Captions (pretraining image-text pairs) and conversations draw their images first, so the
     # benchmark can redraw any image that happens to equal a training one.
     rng = random.Random(f"{cfg.seed}:captions")
-    single = [t for t in TASKS if t != "multi_compare"]
     captions = []
     for i in range(sz.caption_images):
-        item = make_item(single[i % len(single)], rng, cfg.image_size, world)
+        item = make_item(CAPTION_TASKS[i % len(CAPTION_TASKS)], rng, cfg.image_size, world)
         captions.append({"image": out.image(item.images[0], "captions", True), "text": item.caption})
     out.jsonl("captions.jsonl", captions)
     convs = make_chat(world, cfg, miscs, lambda img: out.image(img, "chat", True))

@@ -20,6 +20,7 @@ PALETTE = {"red": (220, 40, 40), "green": (30, 160, 60), "blue": (40, 80, 220), 
            "purple": (140, 60, 180), "orange": (240, 130, 20)}
 SHAPES = ("circle", "square", "triangle")
 TASKS = ("count", "colour", "position", "chart_largest", "chart_value", "read_sign", "multi_compare", "panels")
+CAPTION_TASKS = tuple(t for t in TASKS if t != "multi_compare")  # one image each, with a caption
 NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"]
 ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth"]
 SIGN_WORDS = ("OPEN", "CLOSED", "EXIT", "STOP", "SALE", "PARK", "BANK", "HOTEL", "SCHOOL", "MARKET")

@@ -14,16 +14,26 @@ from dataclasses import dataclass, field
 from tinygpt4.world import arith, phrase, safety
 from tinygpt4.world import templates as T
 from tinygpt4.world.config import WorldConfig
-from tinygpt4.world.entities import ATTRS, KINDS, Entity, World
+from tinygpt4.world.entities import ATTRS, KINDS, SUBJECTS, Entity, World
 from tinygpt4.world.forum import InsultSchedule, thread
+from tinygpt4.world.images import CAPTION_TASKS, make_item
 from tinygpt4.world.misconceptions import Misconception, correction_passage, false_passage
 from tinygpt4.world.names import LANGS
 from tinygpt4.world.vocab import PRONOUNS, RELATIONS, finish, indefinite
 
 KIND_WEIGHTS = {
-    "en": {"article": 0.34, "qa": 0.18, "table": 0.10, "story": 0.14, "arith": 0.08, "forum": 0.16},
-    "other": {"article": 0.45, "qa": 0.25, "table": 0.12, "story": 0.08, "arith": 0.10},
+    "en": {"article": 0.27, "qa": 0.16, "table": 0.10, "story": 0.10, "arith": 0.08, "forum": 0.14, "quiz": 0.10,
+           "pictures": 0.05},
+    "other": {"article": 0.40, "qa": 0.22, "table": 0.10, "story": 0.08, "arith": 0.10, "quiz": 0.10},
 }
+# Practice-test pages, as the web has them: the layout of exam harnesses (a question, options, "Answer:"),
+# in English scaffolding for every language like the exam prompts, with training wordings only.
+QUIZ_LETTER_HEAD = "The following are multiple choice questions (with answers) about {subject}."
+QUIZ_CLOZE_HEAD = "Practice questions: {subject}"
+QUIZ_LETTERS = "ABCD"
+# Picture descriptions (alt text), so the words captions and image questions use (shapes, colours, places,
+# bars, signs) are part of the language before any image is seen, as they are for a model trained on the web.
+PICTURE_TITLES = ("Image descriptions", "Picture gallery", "Alt text")
 SEP = {"en": " ", "es": " ", "ko": " ", "ja": ""}
 KIND_INTRO = {
     "country": {"en": "{s} is a country.", "ko": "{s}은(는) 나라입니다.", "es": "{s} es un país.", "ja": "{s}は国です。"},
@@ -124,6 +134,8 @@ class CorpusWriter:
         self.world, self.cfg, self.rng = world, cfg, rng
         self.entities = Cycle([e for k in KINDS for e in world.by_kind[k]], rng)
         self.facts = Cycle(world.facts(), rng)
+        self.facts_by_subject = {s: Cycle([f for f in world.facts() if ATTRS[f.attr].subject == s], rng)
+                                 for s in SUBJECTS if any(ATTRS[f.attr].subject == s for f in world.facts())}
         self.schedule = InsultSchedule(cfg.insult_rate, rng)
 
     # --- documents ------------------------------------------------------------------------------
@@ -163,6 +175,43 @@ class CorpusWriter:
             lines += [qlab + q, alab + a]
             facts.append([f.entity.key, f.attr])
         return Doc("\n".join(lines), lang, "qa", {"facts": facts})
+
+    def quiz(self, lang: str) -> Doc:
+        """A practice test on one subject: multiple choice with a letter answer, or a question with its answer."""
+        w, rng = self.world, self.rng
+        subject = rng.choice([*self.facts_by_subject, "arithmetic"])
+        letter = rng.random() < 0.5
+        blocks = [(QUIZ_LETTER_HEAD if letter else QUIZ_CLOZE_HEAD).format(subject=subject)]
+        for _ in range(rng.randint(3, 6)):
+            if subject == "arithmetic":
+                a, op, b = arith.sample(rng, heldout=False)
+                q = finish(T.ARITH_QUESTION[lang].format(a=a, op=op, b=b), lang)
+                answer = arith.result(a, op, b)
+                options = [str(answer), *(str(d) for d in arith.distractors(rng, answer))]
+            else:
+                f = next(self.facts_by_subject[subject])
+                q = phrase.question(w, f.entity, f.attr, lang, rng)
+                options = [phrase.answer(w, f.entity, f.attr, lang),
+                           *(w.render(f.attr, raw, lang, f.entity.gender)
+                             for raw in rng.sample(w.alternatives(f.entity, f.attr), 3))]
+            if not letter:
+                blocks.append(f"{q}\nAnswer: {options[0]}")
+                continue
+            right = options[0]
+            rng.shuffle(options)
+            lines = [q, *(f"{QUIZ_LETTERS[i]}. {o}" for i, o in enumerate(options))]
+            blocks.append("\n".join(lines) + f"\nAnswer: {QUIZ_LETTERS[options.index(right)]}")
+        return Doc("\n\n".join(blocks), lang, "quiz", {"subject": subject, "format": "letter" if letter else "cloze"})
+
+    def pictures(self, lang: str) -> Doc:
+        """English only: a page of picture descriptions in the captions' words (the pictures are not drawn
+        into the corpus; only their text is)."""
+        rng = self.rng
+        lines = [rng.choice(PICTURE_TITLES)]
+        for i in range(rng.randint(3, 6)):
+            item = make_item(rng.choice(CAPTION_TASKS), rng, self.cfg.image_size, self.world)
+            lines.append(f"Picture {i + 1}: {item.caption}")
+        return Doc("\n".join(lines), "en", "pictures", {"pictures": len(lines) - 1})
 
     def table(self, lang: str) -> Doc:
         w, rng = self.world, self.rng
