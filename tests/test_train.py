@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from tinygpt4.cli import main
 
@@ -95,3 +96,19 @@ def test_bad_paths_exit_2(tmp_path, capsys):
                  str(tmp_path / "o")]) == 2
     assert "not found" in capsys.readouterr().err
     assert main(["generate", str(tmp_path / "missing")]) == 2
+
+
+def test_compile_auto_only_where_it_pays(tiny_config, monkeypatch):
+    from types import SimpleNamespace
+
+    from tinygpt4.train import loop
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    text, vlm = SimpleNamespace(config=tiny_config), SimpleNamespace(config=SimpleNamespace(vision=object()))
+    monkeypatch.setattr(loop.shutil, "which", lambda name: "/usr/bin/" + name)
+    assert loop.use_compile("auto", text, cpu, 600) and loop.use_compile("auto", vlm, cuda, 10)
+    assert not loop.use_compile("auto", text, cpu, 50)  # the compile would cost more than it saves
+    assert not loop.use_compile("auto", vlm, cpu, 600)  # image counts vary: it would keep recompiling
+    assert loop.use_compile("on", vlm, cpu, 1) and not loop.use_compile("off", text, cuda, 10 ** 6)
+    monkeypatch.setattr(loop.shutil, "which", lambda name: None)
+    assert not loop.use_compile("auto", text, cpu, 600)  # no C++ compiler to build kernels with

@@ -18,7 +18,7 @@ from tinygpt4.tokenizer import atomic_write_text
 
 # What each preset runs. The tiny preset is sized for about 15 minutes on a 2-core CPU.
 RUN_PRESETS = {
-    "tiny": {"world_scale": "small", "vocab_size": 8192, "pretrain_steps": 400, "sft_steps": 250,
+    "tiny": {"world_scale": "small", "vocab_size": 8192, "pretrain_steps": 700, "sft_steps": 250,
              "sft_lr": 5e-4, "sft_text_mix": 0.2, "vision_warmup_steps": 80, "ladder_rungs": 6},
     "d12": {"world_scale": "full", "vocab_size": 32768, "pretrain_steps": None, "sft_steps": 2000,
             "sft_lr": 3e-4, "sft_text_mix": 0.2, "vision_warmup_steps": 500, "ladder_rungs": 6},

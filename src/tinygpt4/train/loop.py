@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -46,7 +47,7 @@ class TrainConfig:
     save_every: int = 0  # 0: save only at the end
     log_every: int = 10
     dtype: str = "auto"  # auto | bf16 | fp32
-    compile: str = "auto"  # auto (CUDA only) | on | off
+    compile: str = "auto"  # auto (see use_compile) | on | off
     seed: int = 0
     device: str = "auto"
     quiet: bool = False
@@ -166,6 +167,23 @@ class JsonlLog:
                 f.write(json.dumps(rec) + "\n")
 
 
+CPU_COMPILE_MIN_STEPS = 200
+
+
+def use_compile(setting: str, model, device: torch.device, steps: int) -> bool:
+    """"on"/"off" as asked; "auto" compiles on CUDA, and on CPU only where it pays: inductor's C++ kernels
+    cost about a minute to build (cold cache) and then train a small text model 1.6-1.8x faster, so a long
+    run of fixed shapes gains. Multimodal batches (image counts vary) keep recompiling, and without a C++
+    compiler there is nothing to build with."""
+    if setting in ("on", "off"):
+        return setting == "on"
+    if device.type == "cuda":
+        return True
+    has_cxx = any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++"))
+    text_only = getattr(getattr(model, "config", None), "vision", None) is None
+    return device.type == "cpu" and steps >= CPU_COMPILE_MIN_STEPS and text_only and has_cxx
+
+
 def train(
     model: torch.nn.Module,
     batches: BatchSource,
@@ -201,7 +219,7 @@ def train(
         (out / "log.jsonl").unlink()
 
     fwd = model
-    if cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda"):
+    if use_compile(cfg.compile, model, device, cfg.max_steps - step):
         fwd = torch.compile(model)
     if d.world_size > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
