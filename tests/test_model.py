@@ -64,3 +64,20 @@ def test_save_load_round_trip(tiny_config, tiny_tokenizer, tmp_path):
     x = torch.randint(0, tiny_config.vocab_size, (1, 9))
     assert torch.equal(m(x), m2(x))
     assert tok2.encode("hello") == tiny_tokenizer.encode("hello")
+
+
+def test_saved_files_get_ordinary_permissions(tiny_config, tiny_tokenizer, tmp_path):
+    """Regression: files written through a temp file were left 0600 (mkstemp's mode), so a checkpoint or a
+    report shared with another user or a web server could not be read."""
+    import os
+
+    from tinygpt4.checkpoint import save_resume_state
+
+    mask = os.umask(0)
+    os.umask(mask)
+    m = GPT.build(tiny_config, seed=0)
+    save_model(tmp_path, m, tiny_tokenizer)
+    save_resume_state(tmp_path, m, torch.optim.AdamW(m.parameters()), {"step": 1})
+    for name in ("model.safetensors", "config.json", "tokenizer.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
+    assert (tmp_path / "resume").stat().st_mode & 0o777 == 0o777 & ~mask

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from tinygpt4.config import ModelConfig
 from tinygpt4.errors import UserError
-from tinygpt4.tokenizer import Tokenizer, atomic_write_text
+from tinygpt4.tokenizer import Tokenizer, atomic_write_text, default_mode
 
 
 def _atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None):
@@ -30,6 +30,7 @@ def _atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata:
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -156,6 +157,7 @@ def save_resume_state(out_dir: str | os.PathLike, model, optimizer: torch.optim.
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".resume-"))
     try:
+        tmp.chmod(default_mode(directory=True))
         save_file(_unique_state(model), str(tmp / "model.safetensors"))
         opt_tensors, opt_meta = _flatten_optimizer(optimizer)
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))

@@ -7,6 +7,7 @@ so a user typing "<|eot|>" can never inject a control token.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -113,10 +114,24 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(directory: bool = False) -> int:
+    """The permissions open() or mkdir() would give under the umask; temp files are made 0600/0700, and a
+    checkpoint or report renamed into place must not stay private to its writer."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, default_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

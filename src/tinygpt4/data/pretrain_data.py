@@ -33,6 +33,7 @@ import torch
 
 from tinygpt4.data.readers import TXT_DOC_CHARS, expand_pretrain_paths, iter_pretrain_texts
 from tinygpt4.errors import UserError
+from tinygpt4.tokenizer import default_mode
 
 CACHE_VERSION = 1
 ENCODE_CHUNK_CHARS = 4_000_000   # characters handed to encode_batch at a time
@@ -128,6 +129,7 @@ def build_token_cache(paths: Iterable[str | os.PathLike] | str | os.PathLike, to
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}.", suffix=".tmp"))
     try:
+        tmp.chmod(default_mode(directory=True))
         meta = _tokenize_into(tmp, files, tokenizer, skip_bad, val_fraction, min_val_docs)
         meta.update(key=key, sources=[str(f) for f in files], settings=settings)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))

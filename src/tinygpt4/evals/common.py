@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import string
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from tinygpt4.tokenizer import atomic_write_text
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
@@ -30,10 +30,7 @@ def write_result(out_dir: str | Path, res: dict) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{res['task']}.json"
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{res['task']}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(res, f, ensure_ascii=False, indent=1)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(res, ensure_ascii=False, indent=1))
     return path
 
 
