@@ -112,3 +112,15 @@ def test_compile_auto_only_where_it_pays(tiny_config, monkeypatch):
     assert loop.use_compile("on", vlm, cpu, 1) and not loop.use_compile("off", text, cuda, 10 ** 6)
     monkeypatch.setattr(loop.shutil, "which", lambda name: None)
     assert not loop.use_compile("auto", text, cpu, 600)  # no C++ compiler to build kernels with
+
+
+def test_learning_rate_multipliers_by_parameter_prefix():
+    from tinygpt4.train.loop import TrainConfig, make_optimizer
+
+    model = torch.nn.ModuleDict({"vision": torch.nn.Linear(4, 4), "lm": torch.nn.Linear(4, 4)})
+    opt = make_optimizer(model, TrainConfig(lr=1e-3, lr_mult={"vision.": 4.0}), torch.device("cpu"))
+    mult = {id(p): g["lr_mult"] for g in opt.param_groups for p in g["params"]}
+    decay = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    assert [mult[id(p)] for p in model["vision"].parameters()] == [4.0, 4.0]
+    assert [mult[id(p)] for p in model["lm"].parameters()] == [1.0, 1.0]
+    assert decay[id(model["vision"].weight)] > 0 and decay[id(model["vision"].bias)] == 0

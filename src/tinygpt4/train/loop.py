@@ -11,7 +11,7 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Protocol
@@ -48,6 +48,7 @@ class TrainConfig:
     log_every: int = 10
     dtype: str = "auto"  # auto | bf16 | fp32
     compile: str = "auto"  # auto (see use_compile) | on | off
+    lr_mult: dict = field(default_factory=dict)  # parameter-name prefix -> learning-rate multiplier
     seed: int = 0
     device: str = "auto"
     quiet: bool = False
@@ -120,13 +121,17 @@ def init_distributed() -> Dist:
 # ---- optimizer and schedule -------------------------------------------------------------------------------
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW; matrices decay, vectors (norms) and embeddings do not."""
-    decay, no_decay = [], []
+    """AdamW; matrices decay, vectors (norms) and embeddings do not. Parameters whose names start with a
+    prefix in cfg.lr_mult train at that multiple of the schedule's rate (a tower trained from scratch
+    beside a pretrained decoder needs larger steps than the decoder can take without forgetting)."""
+    by_group: dict[tuple[bool, float], list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        mult = next((m for prefix, m in cfg.lr_mult.items() if name.startswith(prefix)), 1.0)
+        by_group.setdefault((p.dim() >= 2 and "embed" not in name, mult), []).append(p)
+    groups = [{"params": ps, "weight_decay": cfg.weight_decay if decays else 0.0, "lr_mult": mult}
+              for (decays, mult), ps in sorted(by_group.items(), key=lambda kv: (not kv[0][0], kv[0][1]))]
     fused = device.type == "cuda"
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, fused=fused)
 
@@ -253,7 +258,7 @@ def train(
     while step < cfg.max_steps:
         lr = lr_at(step, cfg)
         for g in optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_mult", 1.0)
         loss_sum = 0.0
         for micro in range(cfg.grad_accum):
             batch = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v)

@@ -44,6 +44,7 @@ class SFTConfig:
     max_steps: int = 600
     batch_size: int = 16
     lr: float = 1e-3
+    vision_lr_mult: float = 1.0     # main stage: the vision tower and projector train at lr * this
     warmup_steps: int = 20          # learning-rate warmup of the main stage
     seq_len: int | None = None      # default: the base model's
     vision: str | VisionConfig = "tiny"  # tower attached to a text-only base: a preset name or a config
@@ -445,8 +446,9 @@ def run_sft(cfg: SFTConfig) -> dict:
         rows = val._epoch_rows(0)
         val_fixed = [val.collate(rows[i:i + cfg.batch_size]) for i in range(0, len(rows), cfg.batch_size)]
         val_fixed = val_fixed[: cfg.val_batches]
+    lr_mult = {"vision.": cfg.vision_lr_mult, "projector.": cfg.vision_lr_mult} if with_images else {}
     tc = TrainConfig(max_steps=cfg.max_steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps, eval_every=cfg.eval_every,
-                     save_every=cfg.save_every, **common)
+                     save_every=cfg.save_every, lr_mult=lr_mult, **common)
     extra = {"stage": "sft", "base": str(cfg.base), "vision_attached": attached, **cfg.extra}
     summary = train(
         model, batches(train_ex, cfg.seed), tc, out, tokenizer=tok, eval_fn=make_val_fn(val_fixed) if val_fixed
@@ -487,6 +489,8 @@ def register(sub) -> None:
     p.add_argument("--max-steps", type=int, default=600)
     p.add_argument("--batch-size", type=int, default=16, help="packed sequences per step")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--vision-lr-mult", type=float, default=1.0,
+                   help="the vision tower and projector train at lr times this in the main stage")
     p.add_argument("--seq-len", type=int, default=None, help="default: the base model's")
     p.add_argument("--vision", default="tiny", help="vision preset for a text-only base: tiny, 224, 384")
     p.add_argument("--captions", default=None, metavar="FILE", help="image-caption JSONL ({image, text})")
@@ -509,7 +513,7 @@ def register(sub) -> None:
 def _cli(args) -> int:
     summary = run_sft(SFTConfig(
         base=args.base, data=args.data, out=args.out, max_steps=args.max_steps, batch_size=args.batch_size,
-        lr=args.lr, seq_len=args.seq_len, vision=args.vision, captions=args.captions,
+        lr=args.lr, vision_lr_mult=args.vision_lr_mult, seq_len=args.seq_len, vision=args.vision, captions=args.captions,
         vision_warmup_steps=args.vision_warmup_steps, caption_mix=args.caption_mix, text_data=args.text_data,
         text_mix=args.text_mix, save_every=args.save_every, eval_every=args.eval_every, resume=args.resume,
         seed=args.seed, device=args.device, dtype=args.dtype, compile=args.compile, quiet=args.quiet,
