@@ -19,9 +19,9 @@ from tinygpt4.tokenizer import atomic_write_text
 # What each preset runs. The tiny preset is sized for about 15 minutes on a 2-core CPU.
 RUN_PRESETS = {
     "tiny": {"world_scale": "small", "vocab_size": 8192, "pretrain_steps": 700, "sft_steps": 250,
-             "sft_lr": 5e-4, "sft_text_mix": 0.2, "vision_warmup_steps": 80, "ladder_rungs": 6},
+             "sft_lr": 5e-4, "sft_text_mix": 0.2, "sft_caption_mix": 0.3, "vision_warmup_steps": 80, "ladder_rungs": 6},
     "d12": {"world_scale": "full", "vocab_size": 32768, "pretrain_steps": None, "sft_steps": 2000,
-            "sft_lr": 3e-4, "sft_text_mix": 0.2, "vision_warmup_steps": 500, "ladder_rungs": 6},
+            "sft_lr": 3e-4, "sft_text_mix": 0.2, "sft_caption_mix": 0.3, "vision_warmup_steps": 500, "ladder_rungs": 6},
 }
 
 
@@ -101,6 +101,7 @@ def stage_sft(ctx: RunContext) -> dict:
         base=str(ctx.path("base")), data=[str(w / "chat" / "sft.jsonl")], out=str(ctx.path("sft")),
         captions=str(w / "captions.jsonl"), vision_warmup_steps=ctx.settings["vision_warmup_steps"],
         text_data=[str(w / "pretrain")], text_mix=ctx.settings["sft_text_mix"], lr=ctx.settings["sft_lr"],
+        caption_mix=ctx.settings["sft_caption_mix"],
         seed=ctx.seed, device=ctx.device, quiet=ctx.quiet,
         resume=ctx.path("sft", "resume").exists(),
     )
