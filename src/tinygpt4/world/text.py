@@ -134,8 +134,10 @@ class CorpusWriter:
         self.world, self.cfg, self.rng = world, cfg, rng
         self.entities = Cycle([e for k in KINDS for e in world.by_kind[k]], rng)
         self.facts = Cycle(world.facts(), rng)
-        self.facts_by_subject = {s: Cycle([f for f in world.facts() if ATTRS[f.attr].subject == s], rng)
-                                 for s in SUBJECTS if any(ATTRS[f.attr].subject == s for f in world.facts())}
+        by_subject: dict[str, list] = {}
+        for f in world.facts():
+            by_subject.setdefault(ATTRS[f.attr].subject, []).append(f)
+        self.facts_by_subject = {s: Cycle(by_subject[s], rng) for s in SUBJECTS if s in by_subject}
         self.schedule = InsultSchedule(cfg.insult_rate, rng)
 
     # --- documents ------------------------------------------------------------------------------
