@@ -180,3 +180,18 @@ def test_capability_metric_is_mean_negative_log_pass_rate():
     assert m["accuracy"] == 0.5
     z = np.log(np.exp(-1.0) + 3 * np.exp(-3.0))
     assert m["choice_value"] == pytest.approx(((1.0 + z) + (3.0 + z)) / 2)
+
+
+def test_capability_prediction_follows_a_power_law_in_compute():
+    from tinygpt4.scaling.ladder import predict_capability
+
+    compute = np.geomspace(1e9, 1e11, 6)
+    metric = 8.0 * (compute / 1e9) ** -0.1
+    res = predict_capability(compute, metric, 1e13)
+    assert res["k"] == pytest.approx(0.1, rel=1e-6) and res["alpha"] == pytest.approx(8.0, rel=1e-6)
+    assert res["predicted"] == pytest.approx(8.0 * 1e4 ** -0.1, rel=1e-6)
+    lo, hi = res["interval"]
+    assert lo <= res["predicted"] <= hi
+    noisy = metric * np.exp(np.random.default_rng(0).normal(0, 0.05, metric.size))
+    lo, hi = predict_capability(compute, noisy, 1e13)["interval"]
+    assert hi - lo > 0.01  # resampling noisy rungs gives an interval, not a point

@@ -596,7 +596,9 @@ class ReportBuilder:
         outcome = _read_json(d / "outcome.json") or {}
         self.h(2, "Predictable scaling")
         self.p("Before the final model trained, a ladder of smaller models trained with the same recipe; a power "
-               "law L(C) = a·C^b + c fitted to their final losses predicted the final model's loss.")
+               "law L(C) = a·C^b + c fitted to their final losses predicted the final model's loss, and a power law "
+               "without offset, −log pass rate = α·C^−k, fitted to their mean negative log pass rate on world exam "
+               "questions predicted the final model's.")
         drawn = False
         try:
             from tinygpt4.scaling.figures import plot_scaling
@@ -617,8 +619,10 @@ class ReportBuilder:
                  pct(outcome.get("relative_error")) if "relative_error" in outcome else "–"]]
         cap = fit.get("capability")
         if isinstance(cap, dict):
-            rows.append([str(cap.get("name", "capability")), num(cap.get("predicted")), "",
-                         num(outcome.get("actual_metric")), ""])
+            ci = cap.get("interval") or [None, None]
+            rows.append([str(cap.get("name", "capability")), num(cap.get("predicted")),
+                         f"[{num(ci[0])}, {num(ci[1])}]", num(outcome.get("actual_metric")),
+                         pct(outcome["metric_relative_error"]) if "metric_relative_error" in outcome else "–"])
         self.table(["quantity", "predicted", "interval", "actual", "relative error"], rows)
         pts = fit.get("points") or []
         if pts:

@@ -424,8 +424,8 @@ def predict(scaling_dir, *, n_boot: int = 200, seed: int = 0, level: float = 0.9
     }
     caps = [r.get("capability") for r in rungs]
     if all(c is not None for c in caps):
-        res["capability"] = predict_capability(loss, np.array([c["value"] for c in caps]), boot["samples"],
-                                               compute, boot["prediction"], level=level, seed=seed)
+        res["capability"] = predict_capability(compute, np.array([c["value"] for c in caps]), c_target,
+                                               level=level, seed=seed)
     _write_json(path, res)
     try:
         from tinygpt4.scaling.figures import plot_scaling
@@ -528,31 +528,34 @@ def capability_metric(model_dir_or_lm, items: list, *, device: str = "cpu") -> d
             "choice_value": float(np.mean(neg_log_choice)), "accuracy": float(np.mean(correct)), "n": len(items)}
 
 
-def predict_capability(loss: np.ndarray, metric: np.ndarray, loss_boot: np.ndarray, compute: np.ndarray,
-                       predicted_loss: float, *, level: float = 0.9, seed: int = 0) -> dict:
-    """Predict the target's capability metric through a line fitted to metric vs loss on the ladder.
+def predict_capability(compute: np.ndarray, metric: np.ndarray, target_compute: float, *, level: float = 0.9,
+                       seed: int = 0, n_boot: int = 200) -> dict:
+    """Predict the target's capability metric from the ladder as the GPT-4 report does: a power law in
+    compute with no offset, -E[log pass_rate](C) = alpha * C^-k, fitted as a line in log-log space.
 
-    The interval resamples rungs for the line and plugs in the bootstrap distribution of the predicted
-    loss (the last column of `loss_boot`), so it carries both uncertainties."""
-    slope, intercept = np.polyfit(loss, metric, 1)
+    No offset because a perfect model passes every question (the metric's floor is 0), and the law is
+    fitted to compute directly, not through the loss, so it needs no prediction of the loss. The interval
+    refits on rungs resampled with replacement."""
+    x, y = np.log(compute / compute.min()), np.log(metric)
+    xt = math.log(target_compute / compute.min())
+    slope, icpt = np.polyfit(x, y, 1)
     rng = np.random.default_rng(seed + 1)
     preds = []
-    boot_losses = loss_boot[:, -1]
-    for bl in boot_losses:
-        idx = rng.integers(0, loss.size, loss.size)
-        if np.unique(loss[idx]).size < 2:
-            preds.append(slope * bl + intercept)
+    for _ in range(n_boot):
+        idx = rng.integers(0, x.size, x.size)
+        if np.unique(x[idx]).size < 2:
             continue
-        s, i = np.polyfit(loss[idx], metric[idx], 1)
-        preds.append(s * bl + i)
+        s, i = np.polyfit(x[idx], y[idx], 1)
+        preds.append(math.exp(i + s * xt))
     lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
     return {
         "name": CAPABILITY_NAME,
-        "method": "linear fit of the metric against final validation loss over the ladder",
-        "slope": float(slope),
-        "intercept": float(intercept),
-        "points": [{"final_val_loss": float(lv), "metric": float(m)} for lv, m in zip(loss, metric)],
-        "predicted": float(slope * predicted_loss + intercept),
+        "method": "power law in compute without offset, metric = alpha * (C / c0)^-k, least squares in log-log",
+        "alpha": float(math.exp(icpt)),
+        "k": float(-slope),
+        "c0": float(compute.min()),
+        "points": [{"flops": float(c), "metric": float(m)} for c, m in zip(compute, metric)],
+        "predicted": float(math.exp(icpt + slope * xt)),
         "interval": [float(np.percentile(preds, lo_q)), float(np.percentile(preds, hi_q))],
     }
 
