@@ -106,12 +106,15 @@ def test_compile_auto_only_where_it_pays(tiny_config, monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     text, vlm = SimpleNamespace(config=tiny_config), SimpleNamespace(config=SimpleNamespace(vision=object()))
     monkeypatch.setattr(loop.shutil, "which", lambda name: "/usr/bin/" + name)
-    assert loop.use_compile("auto", text, cpu, 600) and loop.use_compile("auto", vlm, cuda, 10)
-    assert not loop.use_compile("auto", text, cpu, 50)  # the compile would cost more than it saves
-    assert not loop.use_compile("auto", vlm, cpu, 600)  # image counts vary: it would keep recompiling
-    assert loop.use_compile("on", vlm, cpu, 1) and not loop.use_compile("off", text, cuda, 10 ** 6)
+    mode = loop.compile_mode
+    assert mode("auto", text, cpu, 600) == "model" and mode("auto", vlm, cuda, 10) == "model"
+    assert mode("auto", text, cpu, 50) is None  # the compile would cost more than it saves
+    assert mode("auto", vlm, cpu, 600) == "decoder"  # image counts vary: only the decoder has fixed shapes
+    assert mode("auto", vlm, cpu, 50) is None
+    assert mode("on", vlm, cpu, 1) == "decoder" and mode("on", text, cpu, 1) == "model"
+    assert mode("off", text, cuda, 10 ** 6) is None
     monkeypatch.setattr(loop.shutil, "which", lambda name: None)
-    assert not loop.use_compile("auto", text, cpu, 600)  # no C++ compiler to build kernels with
+    assert mode("auto", text, cpu, 600) is None and mode("auto", vlm, cpu, 600) is None  # no C++ compiler
 
 
 def test_learning_rate_multipliers_by_parameter_prefix():

@@ -1,5 +1,7 @@
 """The vision-language model: splicing, engine equivalence, checkpoints, attaching a tower to a text model."""
 
+import shutil
+
 import pytest
 import torch
 from conftest import tiny_model_config
@@ -156,3 +158,27 @@ def test_loss_on_trained_positions_only_equals_the_full_head(vlm, tiny_tokenizer
     assert torch.allclose(loss, full, atol=1e-5)
     with torch.no_grad():
         assert float(vlm(idx, torch.full_like(targets, -1), images=[_img(0)])) == 0.0
+
+
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "clang++")), reason="no C++ compiler")
+def test_compiled_decoder_gives_the_eager_loss_and_gradients(vlm, tiny_tokenizer):
+    k = vlm.tokens_per_image
+    ids = torch.tensor([_prompt(tiny_tokenizer, 2, "Which has more?", k) + [9, 10, tiny_tokenizer.eot_id]])
+    idx, targets = ids[:, :-1], ids[:, 1:].clone()
+    targets[:, : targets.shape[1] - 3] = -1
+    images = [_img(1), _img(2)]
+
+    def loss_and_grad():
+        vlm.zero_grad(set_to_none=True)
+        loss = vlm(idx, targets, images=images)
+        loss.backward()
+        return float(loss.detach()), vlm.projector.fc1.weight.grad.clone()
+
+    vlm.train()
+    eager = loss_and_grad()
+    vlm.compile_decoder()
+    compiled = loss_and_grad()
+    vlm.compile_decoder(False)
+    assert "hidden_states" not in vlm.__dict__  # the eager method is back
+    assert compiled[0] == pytest.approx(eager[0], rel=1e-4)
+    assert torch.allclose(compiled[1], eager[1], rtol=1e-3, atol=1e-6)  # gradients still reach the tower
