@@ -25,6 +25,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/train_throughput.py
 	$(PY) bench/generate.py
+	$(PY) bench/sft_step.py
 
 clean-runs:
 	rm -rf runs
