@@ -181,13 +181,13 @@ class VLM(nn.Module):
         logits = self.lm.lm_head(h[keep])
         return F.cross_entropy(logits.float(), targets[keep])
 
-    def compile_decoder(self, on: bool = True) -> None:
+    def compile_decoder(self, on: bool = True, backend: str = "inductor") -> None:
         """torch.compile the decoder stack that training runs (`hidden_states`: [B, T, D] embeddings and
         [B, 1, T, T] masks, the same shapes every step) and leave the vision tower eager: its batch is the
         number of images, which changes every step. on=False puts the eager method back."""
         self.__dict__.pop("hidden_states", None)
         if on:
-            self.hidden_states = torch.compile(self.hidden_states)
+            self.hidden_states = torch.compile(self.hidden_states, backend=backend)
 
     def hidden_states(self, x: torch.Tensor, positions: torch.Tensor | None = None,
                       attn_mask: torch.Tensor | None = None) -> torch.Tensor:
