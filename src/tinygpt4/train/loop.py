@@ -181,7 +181,7 @@ def compile_mode(setting: str, model, device: torch.device, steps: int) -> str |
     kernels cost about half a minute to a minute to build (cold cache) and then train a small text model
     1.6-1.8x faster, so a long run of fixed shapes gains. A multimodal batch has a different number of
     images every step, so on CPU only its decoder is compiled (its inputs are [B, T, D] embeddings, the same
-    shape every step; 1.35x on a tiny-preset SFT step) and the vision tower stays eager. Without a C++
+    shape every step; 1.2-1.35x on a tiny-preset SFT step) and the vision tower stays eager. Without a C++
     compiler there is nothing to build with."""
     if setting == "off":
         return None
