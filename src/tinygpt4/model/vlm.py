@@ -24,6 +24,8 @@ IMAGE_ID = SPECIALS.index("<|image|>")
 
 
 class VLM(nn.Module):
+    _compiled_hidden_states = None  # set by compile_decoder()
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         if cfg.vision is None:
@@ -174,7 +176,10 @@ class VLM(nn.Module):
         if targets is None or cache is not None:
             return self.lm(targets=targets, inputs_embeds=inputs_embeds, positions=positions, attn_mask=attn_mask,
                            cache=cache, last_only=last_only)
-        h = self.hidden_states(inputs_embeds, positions, attn_mask)
+        decoder = self.hidden_states
+        if self._compiled_hidden_states is not None and torch.is_grad_enabled():
+            decoder = self._compiled_hidden_states
+        h = decoder(inputs_embeds, positions, attn_mask)
         keep = targets != -1
         if not bool(keep.any()):
             return h.sum() * 0.0  # nothing to learn here; a zero loss that still has a graph
@@ -184,10 +189,10 @@ class VLM(nn.Module):
     def compile_decoder(self, on: bool = True, backend: str = "inductor") -> None:
         """torch.compile the decoder stack that training runs (`hidden_states`: [B, T, D] embeddings and
         [B, 1, T, T] masks, the same shapes every step) and leave the vision tower eager: its batch is the
-        number of images, which changes every step. on=False puts the eager method back."""
-        self.__dict__.pop("hidden_states", None)
-        if on:
-            self.hidden_states = torch.compile(self.hidden_states, backend=backend)
+        number of images, which changes every step. Only steps with gradients use it: validation under
+        no_grad would need a second graph, a compile that costs more than a few eager batches. on=False
+        drops it."""
+        self._compiled_hidden_states = torch.compile(self.hidden_states, backend=backend) if on else None
 
     def hidden_states(self, x: torch.Tensor, positions: torch.Tensor | None = None,
                       attn_mask: torch.Tensor | None = None) -> torch.Tensor:
