@@ -309,7 +309,7 @@ def train(
             save()
     bar.close()
     if mode == "decoder":
-        model.compile_decoder(False)  # callers get the eager model back (generation has other shapes)
+        model.compile_decoder(False)  # the caller gets back the model it passed in
     if eval_fn is not None and not last_val:
         last_val = evaluate()
     wall = wall_before + time.time() - t0
