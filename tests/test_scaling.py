@@ -86,7 +86,7 @@ def test_ladder_plan_obeys_the_rules():
     for r in rungs:
         assert r.tokens / r.non_embedding_params == pytest.approx(target.tokens_per_param("non_embedding"), rel=0.1)
         assert r.model["n_layer"] == target.model["n_layer"]
-        assert (target.val_batches * target.batch_size) == r.val_batches * r.batch_size
+        assert (r.val_batches, r.val_batch_size) == (target.val_batches, target.batch_size)
     gpu = plan_ladder(_target(vocab_size=65536, steps=5000, preset="d12"), n_rungs=5)
     assert max(r.flops for r in gpu) <= _target(vocab_size=65536, steps=5000, preset="d12").flops / 1000
 
@@ -195,3 +195,33 @@ def test_capability_prediction_follows_a_power_law_in_compute():
     noisy = metric * np.exp(np.random.default_rng(0).normal(0, 0.05, metric.size))
     lo, hi = predict_capability(compute, noisy, 1e13)["interval"]
     assert hi - lo > 0.01  # resampling noisy rungs gives an interval, not a point
+
+
+def test_ladder_with_several_seeds_averages_each_rung(tmp_path, tiny_tokenizer):
+    import json
+
+    from conftest import CORPUS
+
+    from tinygpt4.config import ModelConfig
+    from tinygpt4.scaling.ladder import run_ladder
+    from tinygpt4.train.pretrain import PretrainConfig
+
+    data = tmp_path / "corpus.jsonl"
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in CORPUS))
+    tiny_tokenizer.save(tmp_path / "tok")
+    target = ModelConfig(vocab_size=tiny_tokenizer.vocab_size, n_layer=2, n_embd=128, n_head=4, n_kv_head=2,
+                         head_dim=32, mlp_hidden=256, seq_len=64)
+    cfg = PretrainConfig(data=[str(data)], tokenizer=str(tmp_path / "tok"), out=str(tmp_path / "run" / "base"),
+                         model=target, max_steps=100, batch_size=8, device="cpu", quiet=True, seed=3)
+    one = run_ladder(cfg, tmp_path / "one", n_rungs=3, n_boot=10, workers=1, log=lambda *_: None)
+    two = run_ladder(cfg, tmp_path / "two", n_rungs=3, n_boot=10, workers=1, seeds=2, log=lambda *_: None)
+    rungs = json.loads((tmp_path / "two" / "ladder.json").read_text())["rungs"]
+    for r, p1 in zip(rungs, one["points"]):
+        losses = r["seed_losses"]
+        assert sorted(losses) == ["3", "4"]  # the target's seed, then the next
+        assert losses["3"] == p1["final_val_loss"]  # the first seed is the one-seed ladder's run
+        assert r["final_val_loss"] == pytest.approx((losses["3"] + losses["4"]) / 2)
+        assert losses["3"] != losses["4"]
+    assert [p["final_val_loss"] for p in two["points"]] == [r["final_val_loss"] for r in rungs]
+    with pytest.raises(UserError, match="seeds"):
+        run_ladder(cfg, tmp_path / "bad", n_rungs=3, seeds=0, log=lambda *_: None)

@@ -22,9 +22,11 @@ from tinygpt4.tokenizer import atomic_write_text
 # colour accuracy (20% -> 44%, 200 held-out items) and took multi-image comparison from 74% to 94%.
 RUN_PRESETS = {
     "tiny": {"world_scale": "small", "vocab_size": 8192, "pretrain_steps": 700, "sft_steps": 330,
-             "sft_lr": 5e-4, "sft_text_mix": 0.2, "sft_caption_mix": 0.3, "vision_warmup_steps": 0, "ladder_rungs": 6},
+             "sft_lr": 5e-4, "sft_text_mix": 0.2, "sft_caption_mix": 0.3, "vision_warmup_steps": 0, "ladder_rungs": 6,
+             "ladder_seeds": 1},
     "d12": {"world_scale": "full", "vocab_size": 32768, "pretrain_steps": None, "sft_steps": 2000,
-            "sft_lr": 3e-4, "sft_text_mix": 0.2, "sft_caption_mix": 0.3, "vision_warmup_steps": 500, "ladder_rungs": 6},
+            "sft_lr": 3e-4, "sft_text_mix": 0.2, "sft_caption_mix": 0.3, "vision_warmup_steps": 500, "ladder_rungs": 6,
+            "ladder_seeds": 1},
 }
 
 
@@ -76,7 +78,7 @@ def stage_scaling(ctx: RunContext) -> dict:
     from tinygpt4.scaling.ladder import run_ladder
 
     fit = run_ladder(pretrain_config(ctx), ctx.path("scaling"), n_rungs=ctx.settings["ladder_rungs"],
-                     seed=ctx.seed, exams=str(ctx.path("world", "exams")), log=_say)
+                     seeds=ctx.settings["ladder_seeds"], seed=ctx.seed, exams=str(ctx.path("world", "exams")), log=_say)
     return {"predicted_final_loss": fit.get("predicted_final_loss")}
 
 

@@ -24,6 +24,7 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, default=None, help="the target's peak learning rate (default per preset)")
     p.add_argument("--seq-len", type=int, default=None)
     p.add_argument("--rungs", type=int, default=6, help="number of ladder runs (at least 5 recommended)")
+    p.add_argument("--seeds", type=int, default=1, help="runs per rung, averaged (the rungs' losses are noisy)")
     p.add_argument("--span", type=float, default=100.0, help="compute ratio between the largest and smallest rung")
     p.add_argument("--exams", metavar="DIR", default=None,
                    help="MMLU-layout exam folder for the capability prediction (e.g. WORLD/exams)")
@@ -73,7 +74,7 @@ def _cli(args) -> int:
         seed=args.seed, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir, quiet=True,
     )
     res = run_ladder(cfg, out, n_rungs=args.rungs, span=args.span, n_boot=args.n_boot, seed=args.seed,
-                     exams=args.exams)
+                     exams=args.exams, seeds=args.seeds)
     lo, hi = res["predicted_final_loss_interval"]
     print(f"predicted final validation loss {res['predicted_final_loss']:.4f} "
           f"[{lo:.4f}, {hi:.4f}] ({100 * res['level']:.0f}% interval) from {len(res['points'])} runs spanning "

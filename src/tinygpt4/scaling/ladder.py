@@ -10,10 +10,12 @@ Two hyperparameters follow the width so that the family runs smoothly into the t
 * peak learning rate = target lr * (target width / width)^0.5. Narrow models need a larger step (their
   logits move slowly); the full 1/width of muP put mid-sized rungs over a divergence cliff on the CPU
   demo, the square root did not.
-* batch size = target batch * (N / N_target)^0.75, rounded to a divisor of the target's batch (so every
-  rung validates on exactly the target's windows). Small models have a small critical batch, and with
-  a fixed tokens-per-parameter ratio the smallest rungs see only tens of thousands of tokens: they need
-  small batches to take more than a handful of steps.
+* batch size = target batch * (N / N_target)^0.75, rounded to a whole number of sequences (at least one).
+  Small models have a small critical batch, and with a fixed tokens-per-parameter ratio the smallest
+  rungs see only tens of thousands of tokens: they need small batches to take more than a handful of
+  steps. Every rung validates on the target's own validation batches.
+
+Rungs can be trained with several seeds (`seeds`); each point is then the mean of their final losses.
 
 Because each rung may use at most 1/100 of the target's compute (1/1,000 on GPU presets) and compute
 grows as N^2 at a fixed tokens-per-parameter ratio, rungs have at most a tenth of the target's N, and on
@@ -79,6 +81,7 @@ class Target:
     warmup_steps: int
     lr: float
     val_batches: int
+    val_batch_size: int
     grad_accum: int
     non_embedding_params: int
     params: int
@@ -115,6 +118,7 @@ def resolve_target(cfg, vocab_size: int) -> Target:
     return Target(
         preset=str(cfg.preset), model=mc.to_dict(), batch_size=batch, seq_len=mc.seq_len, max_steps=steps,
         warmup_steps=cfg.warmup_steps, lr=cfg.lr or defaults["lr"], val_batches=cfg.val_batches,
+        val_batch_size=cfg.val_batch_size or batch,
         grad_accum=cfg.grad_accum, non_embedding_params=n, params=total, flops_per_token=fpt, tokens=tokens,
         flops=fpt * tokens,
     )
@@ -147,6 +151,7 @@ class Rung:
     max_steps: int
     warmup_steps: int
     val_batches: int
+    val_batch_size: int
     lr: float
     tokens: int
     flops: float
@@ -174,19 +179,18 @@ def plan_ladder(target: Target, *, n_rungs: int = 6, span: float = 100.0, max_fr
     def rung_at(width: int) -> Rung:
         mc = shape_for_width(tmc, width)
         n, total, fpt = model_cost(mc)
-        # a divisor of the target's batch, so the rung validates on exactly the target's windows
+        # any whole number of sequences: rounding to a coarser grid (powers of two) puts kinks in the
+        # family's step counts, and the small rungs' step counts set the fitted slope
         want = target.batch_size * (n / target.non_embedding_params) ** batch_exponent
-        divisors = [d for d in range(1, target.batch_size + 1) if target.batch_size % d == 0]
-        batch = min(divisors, key=lambda d: abs(math.log(d / want)))
+        batch = max(1, round(want))
         steps = max(1, round(ratio * (total if param_count == "total" else n) / (batch * seq)))
         tokens = steps * batch * seq
         warmup = max(1, round(target.warmup_steps * steps / target.max_steps))
-        # Validate on the same windows as the target: same number of sequences.
-        val_batches = target.val_batches * target.batch_size // batch
         lr = target.lr * (tmc.n_embd / width) ** lr_exponent
+        # validation uses the target's own batches, so every rung is scored on exactly its windows
         return Rung(name=f"w{width}", model=mc.to_dict(), non_embedding_params=n, params=total, flops_per_token=fpt,
-                    batch_size=batch, max_steps=steps, warmup_steps=warmup, val_batches=val_batches, lr=lr,
-                    tokens=tokens, flops=fpt * tokens)
+                    batch_size=batch, max_steps=steps, warmup_steps=warmup, val_batches=target.val_batches,
+                    val_batch_size=target.val_batch_size, lr=lr, tokens=tokens, flops=fpt * tokens)
 
     cache: dict[int, Rung] = {}
 
@@ -234,8 +238,12 @@ def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0
                max_fraction: float | None = None, lr_exponent: float = LR_EXPONENT,
                batch_exponent: float = BATCH_EXPONENT, param_count: str = PARAM_COUNT, n_boot: int = 200, seed: int = 0,
                exams: str | None = None, keep_checkpoints: bool = False, workers: int | None = None,
-               log=print) -> dict:
+               seeds: int = 1, log=print) -> dict:
     """Train the ladder for the target described by `target_cfg` (a PretrainConfig), fit, predict.
+
+    With `seeds` > 1 every rung is trained that many times (seeds target_cfg.seed, +1, ...) and its point
+    is the mean of the final losses (and of the capability metric): a small rung's loss moves by several
+    percent with the seed alone, and the prediction extrapolates those points a hundredfold.
 
     Writes ladder.json, fit.json (with `predicted_final_loss`) and scaling.png into scaling_dir and returns
     fit.json's contents. Refuses to run when scaling_dir already holds a prediction: a prediction is made
@@ -243,6 +251,8 @@ def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0
     """
     from tinygpt4.tokenizer import Tokenizer
 
+    if seeds < 1:
+        raise UserError(f"seeds per rung must be at least 1, got {seeds}")
     out = Path(scaling_dir)
     if (out / "fit.json").exists():
         raise UserError(f"{out / 'fit.json'} already holds a prediction; it is never rewritten "
@@ -270,32 +280,39 @@ def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0
         workers = min(os.cpu_count() or 1, len(rungs), MAX_CPU_WORKERS) if on_cpu else 1
     jobs = []
     for r in rungs:
-        cfg = {
-            "data": list(target_cfg.data), "tokenizer": target_cfg.tokenizer, "out": str(out / "runs" / r.name),
-            "preset": target.preset, "model": r.model, "max_steps": r.max_steps, "batch_size": r.batch_size,
-            "seq_len": target.seq_len, "lr": r.lr, "warmup_steps": r.warmup_steps, "grad_accum": 1,
-            "eval_every": r.max_steps, "save_every": 0, "val_batches": r.val_batches, "resume": False,
-            "seed": target_cfg.seed, "device": target_cfg.device, "dtype": target_cfg.dtype,
-            # compiling pays off over a long run, not over a rung of a few hundred steps
-            "compile": "off" if target_cfg.compile == "auto" else target_cfg.compile, "skip_bad": target_cfg.skip_bad, "cache_dir": cache_dir, "quiet": True,
-            "log_every": max(1, r.max_steps // 20), "extra": {"stage": "scaling", "rung": r.name},
-        }
-        jobs.append({"rung": asdict(r), "cfg": cfg, "exams": exams, "keep": keep_checkpoints,
-                     "threads": 1 if on_cpu else None})
+        for k in range(seeds):
+            cfg = {
+                "data": list(target_cfg.data), "tokenizer": target_cfg.tokenizer,
+                "out": str(out / "runs" / (r.name if seeds == 1 else f"{r.name}-s{k}")),
+                "preset": target.preset, "model": r.model, "max_steps": r.max_steps, "batch_size": r.batch_size,
+                "seq_len": target.seq_len, "lr": r.lr, "warmup_steps": r.warmup_steps, "grad_accum": 1,
+                "eval_every": r.max_steps, "save_every": 0, "val_batches": r.val_batches,
+                "val_batch_size": r.val_batch_size, "resume": False,
+                "seed": target_cfg.seed + k, "device": target_cfg.device, "dtype": target_cfg.dtype,
+                # compiling pays off over a long run, not over a rung of a few hundred steps
+                "compile": "off" if target_cfg.compile == "auto" else target_cfg.compile,
+                "skip_bad": target_cfg.skip_bad, "cache_dir": cache_dir, "quiet": True,
+                "log_every": max(1, r.max_steps // 20), "extra": {"stage": "scaling", "rung": r.name},
+            }
+            jobs.append({"rung": asdict(r), "cfg": cfg, "exams": exams, "keep": keep_checkpoints,
+                         "threads": 1 if on_cpu else None})
     # Tokenize once, here, so parallel workers find the cache instead of each building it.
     from tinygpt4.data.pretrain_data import build_token_cache
 
     build_token_cache(target_cfg.data, tok, cache_dir, skip_bad=target_cfg.skip_bad)
 
     t0 = time.time()
+    runs: dict[str, list[dict]] = {}
     done: dict[str, dict] = {}
 
     def finished(rec: dict) -> None:
-        done[rec["name"]] = rec
-        log(f"scale: {rec['name']} N={rec['non_embedding_params']:,} C={rec['flops']:.3g} "
+        runs.setdefault(rec["name"], []).append(rec)
+        log(f"scale: {rec['name']} (seed {rec['seed']}) N={rec['non_embedding_params']:,} C={rec['flops']:.3g} "
             f"loss={rec['final_val_loss']:.4f} ({rec['wall_s']:.1f}s)")
-        plan["rungs"] = [done.get(r.name, asdict(r)) for r in rungs]
-        _write_json(out / "ladder.json", plan)
+        if len(runs[rec["name"]]) == seeds:
+            done[rec["name"]] = _mean_of_seeds(runs[rec["name"]])
+            plan["rungs"] = [done.get(r.name, asdict(r)) for r in rungs]
+            _write_json(out / "ladder.json", plan)
 
     # Largest first, so parallel workers finish together.
     order = sorted(jobs, key=lambda j: -j["rung"]["flops"])
@@ -308,6 +325,21 @@ def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0
     plan["workers"] = workers
     _write_json(out / "ladder.json", plan)
     return predict(out, n_boot=n_boot, seed=seed)
+
+
+def _mean_of_seeds(recs: list[dict]) -> dict:
+    """One rung's point from its runs: the mean final loss (and capability), with each seed's kept."""
+    recs = sorted(recs, key=lambda r: r["seed"])
+    rec = {k: v for k, v in recs[0].items() if k != "seed"}
+    rec["final_val_loss"] = float(np.mean([r["final_val_loss"] for r in recs]))
+    rec["wall_s"] = round(sum(r["wall_s"] for r in recs), 2)
+    if len(recs) > 1:
+        rec["seed_losses"] = {str(r["seed"]): r["final_val_loss"] for r in recs}
+    if all("capability" in r for r in recs):
+        rec["capability"] = {**recs[0]["capability"],
+                             **{k: float(np.mean([r["capability"][k] for r in recs]))
+                                for k in ("value", "choice_value", "accuracy")}}
+    return rec
 
 
 def _run_in_subprocesses(jobs: list[dict], workers: int, finished) -> None:
@@ -376,7 +408,7 @@ def train_rung(job: dict) -> dict:
         cfg = PretrainConfig(**{**job["cfg"], "model": ModelConfig.from_dict(job["cfg"]["model"])})
         s = run_pretrain(cfg)
         rec = {**job["rung"], "tokens": s["tokens"], "flops": s["flops"], "wall_s": s["wall_s"],
-               "final_val_loss": s["final_val_loss"]}
+               "final_val_loss": s["final_val_loss"], "seed": cfg.seed}
         if job.get("exams"):
             rec["capability"] = capability_metric(cfg.out, load_exam_items(job["exams"]), device=cfg.device)
     finally:

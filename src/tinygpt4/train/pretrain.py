@@ -40,6 +40,7 @@ class PretrainConfig:
     eval_every: int = 100
     save_every: int = 0
     val_batches: int = 8
+    val_batch_size: int | None = None  # sequences per validation batch; default: the training batch size
     resume: bool = False
     seed: int = 0
     device: str = "auto"
@@ -132,7 +133,8 @@ def run_pretrain(cfg: PretrainConfig) -> dict:
         raise UserError(f"not enough training text: {len(cache.train)} tokens for sequences of {mc.seq_len}")
     it = PackedBatches(cache.train, batch_size, mc.seq_len, seed=cfg.seed, rank=dist_info.rank,
                        world_size=dist_info.world_size)
-    val = iter_val_batches(cache.val, batch_size, mc.seq_len, bos_id=cache.bos_id, max_batches=cfg.val_batches)
+    val = iter_val_batches(cache.val, cfg.val_batch_size or batch_size, mc.seq_len, bos_id=cache.bos_id,
+                           max_batches=cfg.val_batches)
     eval_fn = make_val_fn(val, scored_bytes_per_token(cache)) if val else None
 
     model = build_model(mc, device=device, seed=cfg.seed)
