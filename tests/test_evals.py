@@ -298,6 +298,10 @@ def test_normalised_matching():
     assert not contains_answer("Lumenx", "Lumen")
     assert not contains_answer("No.\nLumen", "Lumen")  # only the first line counts
     assert contains_answer("루멘입니다.", "루멘")
+    # a reply that works its way to the answer is graded on what follows its last "answer is"
+    assert exact_match("The tallest is bar 2, and bar 2 is Kira, so the answer is Kira.", "Kira")
+    assert not exact_match("The tallest is bar 1, and bar 1 is Kira, so the answer is Habo.", "Kira")
+    assert exact_match("The answer is 4.", "4") and not exact_match("The answer is 4.\nThe answer is 5.", "5")
 
 
 def test_factuality_by_category(tmp_path):

@@ -261,6 +261,28 @@ def test_image_qa_covers_every_task_with_short_answers(world):
         assert 0 < len(r["answer"]) <= 40
 
 
+def test_chart_replies_name_the_tallest_bar_from_the_question(world):
+    """The chat data's chart replies find the tallest bar, then copy the name the question gives it."""
+    import numpy as np
+
+    root, _, _ = world
+    charts = [c for c in readers.read_jsonl(root / "chat/sft.jsonl") if c["meta"].get("task") == "chart_largest"
+              and "tallest is bar" in c["messages"][-1]["content"]]
+    assert charts
+    for c in charts:
+        parts = next(m["content"] for m in c["messages"] if isinstance(m["content"], list))
+        question = next(p["text"] for p in parts if p["type"] == "text")
+        reply = c["messages"][-1]["content"]
+        k, name = re.fullmatch(r"The tallest is bar (\d), and bar \1 is (\w+), so the answer is \2\.", reply).groups()
+        assert f"bar {k} is {name}" in question
+        pixels = np.asarray(Image.open(root / parts[0]["image_url"]["url"]).convert("RGB")).astype(int)
+        bar = (pixels[..., 2] > 180) & (pixels[..., 0] < 100)  # the bars are blue
+        columns = np.nonzero(bar.any(0))[0]
+        runs = np.split(columns, np.nonzero(np.diff(columns) > 1)[0] + 1)
+        heights = [bar[:, r].sum(0).max() for r in runs]
+        assert int(np.argmax(heights)) + 1 == int(k)
+
+
 def test_followups_need_the_earlier_turns(world):
     root, _, _ = world
     recs = readers.read_jsonl(root / "followup/followup.jsonl")

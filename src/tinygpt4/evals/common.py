@@ -48,9 +48,20 @@ def first_line(text: str) -> str:
     return text.splitlines()[0].strip() if text else ""
 
 
+_FINAL = re.compile(r"\banswer is\b", re.IGNORECASE)
+
+
+def final_answer(text: str) -> str:
+    """The answer in the first line of a reply: what follows the last "answer is" when the reply works
+    its way there ("Bar 2 is Kira, so the answer is Kira."), else the whole line."""
+    line = first_line(text)
+    parts = _FINAL.split(line)
+    return parts[-1].strip() if len(parts) > 1 else line
+
+
 def exact_match(prediction: str, reference: str) -> bool:
-    """Normalised exact match of the first line of the prediction against the reference."""
-    return normalize_answer(first_line(prediction)) == normalize_answer(reference)
+    """Normalised exact match of the prediction's final answer (see `final_answer`) against the reference."""
+    return normalize_answer(final_answer(prediction)) == normalize_answer(reference)
 
 
 def _unspaced_script(text: str) -> bool:
@@ -61,12 +72,12 @@ def _unspaced_script(text: str) -> bool:
 
 
 def contains_answer(prediction: str, reference: str) -> bool:
-    """The normalised reference appears in the normalised first line of the prediction: as whole words,
+    """The normalised reference appears in the prediction's normalised final answer: as whole words,
     or as a substring for Chinese/Japanese/Korean text ("ロデンプンはギテプ大陸に..." contains "ギテプ")."""
     ref = normalize_answer(reference)
     if not ref:
         return False
-    pred = normalize_answer(first_line(prediction))
+    pred = normalize_answer(final_answer(prediction))
     if _unspaced_script(ref):
         return ref in pred
     return f" {ref} " in f" {pred} "

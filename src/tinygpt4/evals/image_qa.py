@@ -66,7 +66,7 @@ def evaluate(
     path: str | Path,
     *,
     task: str = "image_qa",
-    max_tokens: int = 24,
+    max_tokens: int = 40,
     blind_baseline: bool = True,
     limit: int | None = None,
 ) -> dict:

@@ -130,7 +130,7 @@ class ChatWriter:
         if item.caption and rng.random() < 0.2:
             q, a = DESCRIBE, item.caption
         else:
-            q, a = item.question, item.answer
+            q, a = item.question, item.reply
         return self._wrap([image_message(paths, q), assistant(a)], kind="image", lang="en", task=item.task)
 
 

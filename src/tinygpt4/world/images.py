@@ -51,6 +51,10 @@ class Item:
     question: str
     answer: str
     caption: str
+    reply: str = ""  # the assistant's reply in chat data, when it shows its working before the answer
+
+    def __post_init__(self):
+        self.reply = self.reply or self.answer
 
 
 @functools.lru_cache(maxsize=32)
@@ -171,10 +175,15 @@ def chart_largest_item(rng, size, world):
     values[best] = max(values) + rng.randint(2, 4)
     what, when, most = rng.choice(STATISTICS)
     names = [c.name["en"] for c in countries]
-    q = (f"The bars show {what} {_listing(names)} {when}, from left to right. Which country {most}?")
-    # Only what the picture shows: the names are in the question, not on the chart.
-    caption = f"A bar chart with {NUMBER_WORDS[len(values)]} bars. The {ORDINALS[best]} bar from the left is the tallest."
-    return Item("chart_largest", [_bars(values, size, max(values))], q, names[best], caption)
+    # Only what the picture shows: the names are in the question, not on the chart. The bars are
+    # numbered in the question, so the reply can find the tallest bar's name by its number.
+    legend = _listing([f"bar {i + 1} is {n}" for i, n in enumerate(names)])
+    q = f"The bars show {what} each country {when}, from left to right: {legend}. Which country {most}?"
+    caption = (f"A bar chart with {NUMBER_WORDS[len(values)]} bars. Bar {best + 1}, the {ORDINALS[best]} from "
+               "the left, is the tallest.")
+    # "bar 2 is" again, word for word as in the question, so the name is found by copying what followed it
+    reply = f"The tallest is bar {best + 1}, and bar {best + 1} is {names[best]}, so the answer is {names[best]}."
+    return Item("chart_largest", [_bars(values, size, max(values))], q, names[best], caption, reply)
 
 
 def _line(values: list[int], size: int) -> Image.Image:

@@ -22,8 +22,8 @@ from tinygpt4.world.names import LANGS
 from tinygpt4.world.vocab import PRONOUNS, RELATIONS, finish, indefinite
 
 KIND_WEIGHTS = {
-    "en": {"article": 0.27, "qa": 0.16, "table": 0.10, "story": 0.10, "arith": 0.08, "forum": 0.14, "quiz": 0.10,
-           "pictures": 0.05},
+    "en": {"article": 0.27, "qa": 0.16, "table": 0.10, "story": 0.10, "arith": 0.08, "forum": 0.13, "quiz": 0.10,
+           "pictures": 0.035, "charts": 0.035},
     "other": {"article": 0.40, "qa": 0.22, "table": 0.10, "story": 0.08, "arith": 0.10, "quiz": 0.10},
 }
 # Practice-test pages, as the web has them: the layout of exam harnesses (a question, options, "Answer:"),
@@ -34,6 +34,7 @@ QUIZ_LETTERS = "ABCD"
 # Picture descriptions (alt text), so the words captions and image questions use (shapes, colours, places,
 # bars, signs) are part of the language before any image is seen, as they are for a model trained on the web.
 PICTURE_TITLES = ("Image descriptions", "Picture gallery", "Alt text")
+CHART_TITLES = ("Reading bar charts", "Chart exercises", "Which bar is tallest?")
 SEP = {"en": " ", "es": " ", "ko": " ", "ja": ""}
 KIND_INTRO = {
     "country": {"en": "{s} is a country.", "ko": "{s}은(는) 나라입니다.", "es": "{s} es un país.", "ja": "{s}は国です。"},
@@ -212,8 +213,24 @@ class CorpusWriter:
         lines = [rng.choice(PICTURE_TITLES)]
         for i in range(rng.randint(3, 6)):
             item = make_item(rng.choice(CAPTION_TASKS), rng, self.cfg.image_size, self.world)
-            lines.append(f"Picture {i + 1}: {item.caption}")
+            line = f"Picture {i + 1}: {item.caption}"
+            if item.reply != item.answer:  # a question that takes a step of reasoning, worked in text
+                line += f" {item.question} {item.reply}"
+            lines.append(line)
         return Doc("\n".join(lines), "en", "pictures", {"pictures": len(lines) - 1})
+
+    def charts(self, lang: str) -> Doc:
+        """English only: chart-reading exercises worked in text. Answering a chart question means finding
+        the name the question gives the tallest bar, a look-up in the context that a small model learns
+        only from many examples; pictures can carry few of them, text carries them cheaply. Each exercise
+        first says which bar is tallest, as the picture would: the reply takes the bar from what came
+        before it, never from a guess."""
+        rng = self.rng
+        lines = [rng.choice(CHART_TITLES)]
+        for i in range(rng.randint(2, 4)):
+            item = make_item("chart_largest", rng, self.cfg.image_size, self.world)
+            lines.append(f"{i + 1}. {item.caption} {item.question} {item.reply}")
+        return Doc("\n".join(lines), "en", "charts", {"exercises": len(lines) - 1})
 
     def table(self, lang: str) -> Doc:
         w, rng = self.world, self.rng
