@@ -22,8 +22,8 @@ from tinygpt4.world.names import LANGS
 from tinygpt4.world.vocab import PRONOUNS, RELATIONS, finish, indefinite
 
 KIND_WEIGHTS = {
-    "en": {"article": 0.27, "qa": 0.16, "table": 0.10, "story": 0.10, "arith": 0.08, "forum": 0.13, "quiz": 0.10,
-           "pictures": 0.035, "charts": 0.035},
+    "en": {"article": 0.24, "qa": 0.16, "table": 0.10, "story": 0.10, "arith": 0.08, "forum": 0.12, "quiz": 0.10,
+           "pictures": 0.05, "charts": 0.05},
     "other": {"article": 0.40, "qa": 0.22, "table": 0.10, "story": 0.08, "arith": 0.10, "quiz": 0.10},
 }
 # Practice-test pages, as the web has them: the layout of exam harnesses (a question, options, "Answer:"),
@@ -227,7 +227,7 @@ class CorpusWriter:
         before it, never from a guess."""
         rng = self.rng
         lines = [rng.choice(CHART_TITLES)]
-        for i in range(rng.randint(2, 4)):
+        for i in range(rng.randint(3, 6)):
             item = make_item("chart_largest", rng, self.cfg.image_size, self.world)
             lines.append(f"{i + 1}. {item.caption} {item.question} {item.reply}")
         return Doc("\n".join(lines), "en", "charts", {"exercises": len(lines) - 1})
