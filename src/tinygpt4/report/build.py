@@ -508,9 +508,9 @@ class ReportBuilder:
         if not stages:
             return
         self.h(2, "Image understanding")
-        self.p("Questions about images by task type, scored by normalised exact match, beside a blind baseline "
-               "that asks the same questions with each image replaced by a blank grey one (what the text alone "
-               "gives away).")
+        self.p("Questions about images by task type, scored by normalised exact match of the final answer (what "
+               "follows the reply's last \"answer is\", else its first line), beside a blind baseline that asks "
+               "the same questions with each image replaced by a blank grey one (what the text alone gives away).")
         tasks = sorted({t for s in stages for t in run.task(s, "image_qa")["summary"].get("by_task", {})})
         rows = []
         for t in tasks + ["all"]:
