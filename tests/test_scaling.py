@@ -136,13 +136,13 @@ def test_prediction_is_written_once_and_outcome_beside_it(tmp_path):
     assert (d / "fit.json").read_bytes() == before
 
 
-def test_tiny_ladder_smoke(tmp_path, tiny_tokenizer):
+def _tiny_target_config(tmp_path, tiny_tokenizer, **kw):
+    """A 2-layer, 128-wide target of 100 steps on the test corpus: ladders under it train in seconds."""
     import json
 
     from conftest import CORPUS
 
     from tinygpt4.config import ModelConfig
-    from tinygpt4.scaling.ladder import record_outcome, run_ladder
     from tinygpt4.train.pretrain import PretrainConfig
 
     data = tmp_path / "corpus.jsonl"
@@ -150,8 +150,16 @@ def test_tiny_ladder_smoke(tmp_path, tiny_tokenizer):
     tiny_tokenizer.save(tmp_path / "tok")
     target = ModelConfig(vocab_size=tiny_tokenizer.vocab_size, n_layer=2, n_embd=128, n_head=4, n_kv_head=2,
                          head_dim=32, mlp_hidden=256, seq_len=64)
-    cfg = PretrainConfig(data=[str(data)], tokenizer=str(tmp_path / "tok"), out=str(tmp_path / "run" / "base"),
-                         model=target, max_steps=100, batch_size=8, device="cpu", quiet=True)
+    return PretrainConfig(data=[str(data)], tokenizer=str(tmp_path / "tok"), out=str(tmp_path / "run" / "base"),
+                          model=target, max_steps=100, batch_size=8, device="cpu", quiet=True, **kw)
+
+
+def test_tiny_ladder_smoke(tmp_path, tiny_tokenizer):
+    import json
+
+    from tinygpt4.scaling.ladder import record_outcome, run_ladder
+
+    cfg = _tiny_target_config(tmp_path, tiny_tokenizer)
     scaling = tmp_path / "run" / "scaling"
     # two worker processes: the CPU default of training rungs in parallel
     fit = run_ladder(cfg, scaling, n_rungs=5, n_boot=20, workers=2, log=lambda *_: None)
@@ -200,19 +208,9 @@ def test_capability_prediction_follows_a_power_law_in_compute():
 def test_ladder_with_several_seeds_averages_each_rung(tmp_path, tiny_tokenizer):
     import json
 
-    from conftest import CORPUS
-
-    from tinygpt4.config import ModelConfig
     from tinygpt4.scaling.ladder import run_ladder
-    from tinygpt4.train.pretrain import PretrainConfig
 
-    data = tmp_path / "corpus.jsonl"
-    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in CORPUS))
-    tiny_tokenizer.save(tmp_path / "tok")
-    target = ModelConfig(vocab_size=tiny_tokenizer.vocab_size, n_layer=2, n_embd=128, n_head=4, n_kv_head=2,
-                         head_dim=32, mlp_hidden=256, seq_len=64)
-    cfg = PretrainConfig(data=[str(data)], tokenizer=str(tmp_path / "tok"), out=str(tmp_path / "run" / "base"),
-                         model=target, max_steps=100, batch_size=8, device="cpu", quiet=True, seed=3)
+    cfg = _tiny_target_config(tmp_path, tiny_tokenizer, seed=3)
     one = run_ladder(cfg, tmp_path / "one", n_rungs=3, n_boot=10, workers=1, log=lambda *_: None)
     two = run_ladder(cfg, tmp_path / "two", n_rungs=3, n_boot=10, workers=1, seeds=2, log=lambda *_: None)
     rungs = json.loads((tmp_path / "two" / "ladder.json").read_text())["rungs"]
