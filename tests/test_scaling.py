@@ -87,6 +87,11 @@ def test_ladder_plan_obeys_the_rules():
         assert r.tokens / r.non_embedding_params == pytest.approx(target.tokens_per_param("non_embedding"), rel=0.1)
         assert r.model["n_layer"] == target.model["n_layer"]
         assert (r.val_batches, r.val_batch_size) == (target.val_batches, target.batch_size)
+        # narrower: a larger step; fewer sequences per step: a smaller one (square-root rules for both)
+        width = r.model["n_embd"]
+        want = target.lr * (target.model["n_embd"] / width) ** 0.5 * (r.batch_size / target.batch_size) ** 0.5
+        assert r.lr == pytest.approx(want)
+    assert any(r.batch_size < target.batch_size for r in rungs)
     gpu = plan_ladder(_target(vocab_size=65536, steps=5000, preset="d12"), n_rungs=5)
     assert max(r.flops for r in gpu) <= _target(vocab_size=65536, steps=5000, preset="d12").flops / 1000
 
