@@ -49,6 +49,8 @@ def first_line(text: str) -> str:
 
 
 _FINAL = re.compile(r"\banswer is\b", re.IGNORECASE)
+# How results describe the span they grade (see `final_answer`).
+GRADED_SPAN = 'the answer in the first line (what follows its last "answer is", else the whole line)'
 
 
 def final_answer(text: str) -> str:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from tinygpt4.errors import UserError
-from tinygpt4.evals.common import contains_answer, exact_match, result, rounded, unsupported
+from tinygpt4.evals.common import GRADED_SPAN, contains_answer, exact_match, result, rounded, unsupported
 from tinygpt4.evals.protocol import LanguageModel, Unsupported
 
 QA_TEMPLATES = {
@@ -55,8 +55,8 @@ def evaluate(
     items = load_items(path)[:limit]
     config = {"path": str(path), "prompt": "chat" if chat else QA_TEMPLATES, "max_tokens": max_tokens,
               "limit": limit, "model": getattr(lm, "name", None),
-              "metrics": {"exact_match": "normalised first line == normalised reference",
-                          "contains": "normalised reference within the normalised first line"}}
+              "metrics": {"exact_match": f"normalised {GRADED_SPAN} == normalised reference",
+                          "contains": f"normalised reference within {GRADED_SPAN}"}}
     t0 = time.perf_counter()
     try:
         if chat:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tinygpt4.errors import UserError
 from tinygpt4.evals.common import (
+    GRADED_SPAN,
     contains_answer,
     exact_match,
     inline_images,
@@ -55,8 +56,8 @@ def evaluate(
     limit: int | None = None,
 ) -> dict:
     config = {"path": str(path), "max_tokens": max_tokens, "limit": limit, "model": getattr(lm, "name", None),
-              "metrics": {"acc": "normalised reference within the reply's first line",
-                          "exact": "the reply's first line equals the reference"}}
+              "metrics": {"acc": f"normalised reference within {GRADED_SPAN}",
+                          "exact": f"{GRADED_SPAN} equals the reference"}}
     items = load_items(path)[:limit]
     if not getattr(lm, "supports_images", False):
         items = [it for it in items if not has_images(it["messages"]) and not has_images(it["standalone"])]

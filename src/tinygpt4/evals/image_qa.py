@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tinygpt4.errors import UserError
 from tinygpt4.evals.common import (
+    GRADED_SPAN,
     contains_answer,
     exact_match,
     inline_images,
@@ -72,7 +73,7 @@ def evaluate(
 ) -> dict:
     config = {"path": str(path), "max_tokens": max_tokens, "blind_baseline": blind_baseline, "limit": limit,
               "model": getattr(lm, "name", None), "blind_image": "uniform grey 64x64 PNG",
-              "metric": "normalised exact match of the first line"}
+              "metric": f"normalised exact match of {GRADED_SPAN}"}
     if not getattr(lm, "supports_images", False):
         return unsupported(task, config, "the model takes no image input")
     items = load_items(path)[:limit]
