@@ -40,6 +40,17 @@ def _env():
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
+def _saved_step(run) -> int | None:
+    """The step of the resume state a restart would load. A save swaps a new resume/ in with two renames
+    (resume/ -> .resume-old/, new -> resume/), so between them only .resume-old/ holds a state."""
+    for name in ("resume", ".resume-old"):
+        try:
+            return json.loads((run / name / "train_state.json").read_text())["step"]
+        except FileNotFoundError:
+            continue
+    return None
+
+
 def test_sigkill_then_resume_matches_uninterrupted(corpus, tmp_path):
     data, tok = corpus
     steps = 12
@@ -50,17 +61,16 @@ def test_sigkill_then_resume_matches_uninterrupted(corpus, tmp_path):
     run = tmp_path / "killed"
     cmd = [sys.executable, "-m", "tinygpt4.cli", *_args(data, tok, run, steps, ["--save-every", "3"])]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = run / "resume" / "train_state.json"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if state.exists() and json.loads(state.read_text())["step"] >= 6:
+        if (_saved_step(run) or 0) >= 6:
             break
         time.sleep(0.02)
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = json.loads(state.read_text())["step"]
-    assert 3 <= killed_at < steps
+    killed_at = _saved_step(run)
+    assert killed_at is not None and 3 <= killed_at < steps
 
     assert main(_args(data, tok, run, steps, ["--resume", "--save-every", "3"])) == 0
     resumed = _losses(run)
