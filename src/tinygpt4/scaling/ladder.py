@@ -5,7 +5,7 @@ The ladder is the target's own recipe shrunk along one dial, width: same depth, 
 length, optimizer (AdamW), schedule shape (warmup fraction, cosine decay to the same floor) and tokens per
 parameter. N is the non-embedding parameter count (output head included), the N in the model's
 flops_per_token = 6N + attention, so C = flops_per_token * tokens for every rung and for the target.
-Two hyperparameters follow the width so that the family runs smoothly into the target's own settings:
+Two hyperparameters follow the model's size so that the family runs smoothly into the target's own settings:
 
 * batch size = target batch * (N / N_target)^0.75, rounded to a whole number of sequences (at least one).
   Small models have a small critical batch, and with a fixed tokens-per-parameter ratio the smallest
