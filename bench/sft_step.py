@@ -1,7 +1,8 @@
-"""Multimodal SFT step time, eager vs the compiled decoder (`VLM.compile_decoder`, what `train` does on CPU),
+"""Multimodal SFT step time, eager vs the compiled decoder (`VLM.compile_decoder`, what `train` does on CPU)
+with the tower's attention on SDPA and as plain matmuls (`VisionAttention.explicit_on_cpu`),
 in one process on packed batches shaped like the tiny preset's SFT: 16 rows of 256 tokens, several short
 conversations per row (each with its own attention block), 40-64 images per batch, a different count each
-step. Prints ms/step for both and the ratio.
+step. Prints ms/step for each and its ratio to eager.
 
     python bench/sft_step.py [--steps 6] [--batch 16] [--seq 256] [--vocab 8192]
 """
@@ -15,6 +16,7 @@ import torch
 
 from tinygpt4.config import config_for_depth, vision_preset
 from tinygpt4.model.gpt import document_mask
+from tinygpt4.model.vision import VisionAttention
 from tinygpt4.model.vlm import IMAGE_ID, VLM
 from tinygpt4.train.loop import TrainConfig, autocast, make_optimizer, resolve_device, resolve_dtype
 
@@ -69,12 +71,16 @@ def main() -> None:
                for _ in range(args.steps + 2)]
     print(f"device {device}, {dtype}, threads {torch.get_num_threads()}, batch {args.batch}x{args.seq}, "
           f"images per batch {[len(b['images']) for b in batches]}")
+    VisionAttention.explicit_on_cpu = False
     eager = step_ms(VLM.build(cfg, device=device, seed=0).train(), batches, device, dtype)
     print(f"eager: {eager:,.0f} ms/step (baseline)")
-    model = VLM.build(cfg, device=device, seed=0).train()
-    model.compile_decoder()
-    compiled = step_ms(model, batches, device, dtype)
-    print(f"compiled decoder: {compiled:,.0f} ms/step, {eager / compiled:.2f}x")
+    for explicit in (False, True):
+        VisionAttention.explicit_on_cpu = explicit
+        model = VLM.build(cfg, device=device, seed=0).train()
+        model.compile_decoder()
+        ms = step_ms(model, batches, device, dtype)
+        tower = "tower attention as matmuls (what train does)" if explicit else "tower attention on SDPA"
+        print(f"compiled decoder, {tower}: {ms:,.0f} ms/step, {eager / ms:.2f}x")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from tinygpt4.checkpoint import load_model, save_model
 from tinygpt4.config import vision_preset
 from tinygpt4.engine import Engine, mask_specials
 from tinygpt4.model.gpt import GPT
-from tinygpt4.model.vision import pixel_shuffle
+from tinygpt4.model.vision import VisionAttention, pixel_shuffle
 from tinygpt4.model.vlm import VLM
 
 
@@ -29,6 +29,26 @@ def _prompt(tok, n_images: int, text: str, k: int):
     parts = [{"type": "image_url", "image_url": {"url": f"{i}"}} for i in range(n_images)]
     msgs = [{"role": "user", "content": [*parts, {"type": "text", "text": text}]}]
     return render_chat(msgs, tok, image_tokens=k, add_generation_prompt=True, load_images=False).ids
+
+
+def test_tower_attention_as_matmuls_matches_sdpa(vlm, monkeypatch):
+    """The CPU path of the tower's attention (plain matmuls, float32 softmax) computes what SDPA does, in
+    float32 and under bf16 autocast, forward and backward."""
+    px = torch.randn(5, 3, vlm.config.vision.image_size, vlm.config.vision.image_size,
+                     generator=torch.Generator().manual_seed(0))
+
+    def run(explicit: bool, bf16: bool):
+        monkeypatch.setattr(VisionAttention, "explicit_on_cpu", explicit)
+        vlm.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = vlm.encode_images(px).float()
+        out.square().mean().backward()
+        return out.detach(), vlm.vision.encoder.layers[0].self_attn.q_proj.weight.grad.clone()
+
+    for bf16, tol in ((False, 1e-5), (True, 3e-2)):
+        (a, ga), (b, gb) = run(False, bf16), run(True, bf16)
+        assert torch.allclose(a, b, atol=tol, rtol=tol), (bf16, (a - b).abs().max())
+        assert torch.allclose(ga, gb, atol=tol * ga.abs().max(), rtol=tol), (bf16, (ga - gb).abs().max())
 
 
 def test_presets_give_the_documented_token_counts():
