@@ -16,13 +16,12 @@ from pathlib import Path
 from tinygpt4.errors import UserError
 from tinygpt4.tokenizer import atomic_write_text
 
-# What each preset runs. The tiny preset is sized for about 15 minutes on a 2-core CPU, about 10 of them
-# pretraining (560 steps, 1.6 passes over the small world's corpus) and SFT. It has no
+# What each preset runs. The tiny preset is sized for about 15 minutes on a 2-core CPU. It has no
 # frozen-decoder vision warm-up: with a tower trained from scratch, the decoder has to learn to read the
 # image tokens too, and the same minutes spent on joint steps (330 instead of 80 warm-up + 250) doubled
 # colour accuracy (20% -> 44%, 200 held-out items) and took multi-image comparison from 74% to 94%.
 RUN_PRESETS = {
-    "tiny": {"world_scale": "small", "vocab_size": 8192, "pretrain_steps": 560, "sft_steps": 330,
+    "tiny": {"world_scale": "small", "vocab_size": 8192, "pretrain_steps": 700, "sft_steps": 330,
              "sft_lr": 5e-4, "sft_text_mix": 0.2, "sft_caption_mix": 0.3, "vision_warmup_steps": 0, "ladder_rungs": 6,
              "ladder_seeds": 1},
     "d12": {"world_scale": "full", "vocab_size": 32768, "pretrain_steps": None, "sft_steps": 2000,
