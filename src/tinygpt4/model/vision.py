@@ -1,7 +1,7 @@
 """Vision encoder trained from scratch: a small ViT and the projector into the decoder's width.
 
 ViT: non-overlapping patches -> linear embedding + learned positions -> pre-norm blocks with bidirectional
-attention (SDPA, no mask) -> final LayerNorm. There is no class token: every patch feature is kept.
+attention (SDPA, no mask; plain matmuls on CPU) -> final LayerNorm. There is no class token: every patch feature is kept.
 
 The patch embedding is either ViT's single strided convolution or (stem="conv", the presets' choice) a
 stack of stride-2 3x3 convolutions with GroupNorm, one per halving of the patch size, and a 1x1 projection
