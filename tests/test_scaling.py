@@ -84,7 +84,9 @@ def test_ladder_plan_obeys_the_rules():
     assert max(flops) <= target.flops / 100
     assert max(flops) / min(flops) >= 100
     for r in rungs:
-        assert r.tokens / r.non_embedding_params == pytest.approx(target.tokens_per_param("non_embedding"), rel=0.1)
+        # tokens per parameter as Chinchilla counts them: every parameter, the embeddings included
+        assert r.tokens / r.params == pytest.approx(target.tokens_per_param("total"), rel=0.1)
+        assert r.params > r.non_embedding_params
         assert r.model["n_layer"] == target.model["n_layer"]
         assert (r.val_batches, r.val_batch_size) == (target.val_batches, target.batch_size)
         # narrower: a larger step; fewer sequences per step: a smaller one (square-root rules for both)
