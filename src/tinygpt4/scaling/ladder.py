@@ -11,9 +11,11 @@ embedding is a large share of a narrow rung (half of the narrowest one's paramet
 target's), so this gives the small rungs 1.3-1.4x the tokens a non-embedding ratio would. Those rungs are
 the most under-trained; counted the other way, their losses bent the ladder's log-log curve (its slope
 steepened from -0.15 to -0.39 across the rungs), which a*C^b + c cannot follow. On the demo (the tiny
-target, 2.9 M tokens), counting non-embedding parameters the loss prediction erred by +17.5% on world 0
-and +27% on world 1; counting all, by -0.6% and +5.0% (capability: -34% and -11% before, -15% and -24%
-after).
+target, 2.9 M tokens; three seeds of the ladder on each of two worlds), counting non-embedding parameters
+the loss prediction erred by +17% / +19% / +17% on world 0 and +26% / +27% / +28% on world 1; counting all,
+by -0.6% / -2.7% / -0.7% and +5.0% / +21% / +12% (one rung of world 1's second seed ended 0.12 above the
+others). The capability prediction of the three-seed mean ladder: -19% and -15% (before: -26% to -33% on
+world 0).
 
 Two hyperparameters follow the model's size so that the family runs smoothly into the target's own settings:
 
