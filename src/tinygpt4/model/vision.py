@@ -70,6 +70,10 @@ class VisionEmbeddings(nn.Module):
 
 
 class VisionAttention(nn.Module):
+    # On CPU, SDPA's fused kernel spends most of a tiny-preset tower's attention time in its backward (64-patch
+    # sequences, ~50 images a step); plain matmuls and a softmax make the SFT step 6-14% faster (bench/sft_step.py).
+    explicit_on_cpu = True
+
     def __init__(self, vc: VisionConfig):
         super().__init__()
         self.n_head, self.hd = vc.n_head, vc.width // vc.n_head
@@ -87,10 +91,6 @@ class VisionAttention(nn.Module):
         else:
             y = F.scaled_dot_product_attention(q, k, v)  # every patch sees every patch
         return self.out_proj(y.transpose(1, 2).reshape(B, T, C))
-
-    # On CPU, SDPA's fused kernel spends most of a tiny-preset tower's time in its backward (64-patch sequences,
-    # ~50 images a step); plain matmuls and a softmax make the whole SFT step ~15% faster (bench/sft_step.py).
-    explicit_on_cpu = True
 
 
 def patch_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
