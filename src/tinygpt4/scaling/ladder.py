@@ -28,8 +28,8 @@ Two hyperparameters follow the model's size so that the family runs smoothly int
   models need a larger step (their logits move slowly; the full 1/width of muP put mid-sized rungs over
   a divergence cliff on the CPU demo); a smaller batch needs a smaller one, by the square-root rule for
   Adam (Malladi et al., 2022). Without the batch factor the rungs of one to three sequences per step
-  trained at 2-8x the target's rate and spiked: on the demo world, over three seeds, the widest rung's
-  final loss ranged from 1.68 to 2.25 and the loss prediction's error from +9% to +49% (capability: +5%
+  trained at 2-8x the target's rate and spiked: on the demo world, over three seeds (with the
+  non-embedding token count of the time), the widest rung's final loss ranged from 1.68 to 2.25 and the loss prediction's error from +9% to +49% (capability: +5%
   to +36%); with it, 1.93 to 1.97 and +17% to +19% (capability: -26% to -33%). The error is as large on
   average but the same from seed to seed, so it can be measured and studied rather than drawn by lot.
 
@@ -187,8 +187,8 @@ def plan_ladder(target: Target, *, n_rungs: int = 6, span: float = 100.0, max_fr
                 batch_lr_exponent: float = BATCH_LR_EXPONENT) -> list[Rung]:
     """Rungs whose compute runs geometrically from max_fraction*C_target / span up to max_fraction*C_target.
 
-    Widths are even (RoPE rotates pairs); each rung's tokens are tokens_per_param * N, rounded to whole
-    optimizer steps of batch_size sequences."""
+    Widths are even (RoPE rotates pairs); each rung's tokens are tokens_per_param times its parameters
+    (counted as param_count says), rounded to whole optimizer steps of batch_size sequences."""
     if n_rungs < 2:
         raise UserError("the ladder needs at least 2 rungs")
     frac = default_max_fraction(target.preset) if max_fraction is None else max_fraction
