@@ -31,7 +31,8 @@ Two hyperparameters follow the model's size so that the family runs smoothly int
   trained at 2-8x the target's rate and spiked: on the demo world, over three seeds (with the
   non-embedding token count of the time), the widest rung's final loss ranged from 1.68 to 2.25 and
   the loss prediction's error from +9% to +49% (capability: +5% to +36%); with it, 1.93 to 1.97 and
-  +17% to +19% (capability: -26% to -33%). The error is as large on average but the same from seed to seed, so it can be measured and studied rather than drawn by lot.
+  +17% to +19% (capability: -26% to -33%). The error is as large on average but the same from seed to
+  seed, so it can be measured and studied rather than drawn by lot.
 
 Rungs can be trained with several seeds (`seeds`); each point is then the mean of their final losses.
 
