@@ -356,6 +356,29 @@ def test_image_qa_with_blind_baseline(tmp_path):
     assert text_only["summary"]["unsupported"] is True
 
 
+def test_image_qa_splits_worked_answers_into_the_step_and_the_answer(tmp_path):
+    make_png(tmp_path / "0.png")
+    path = tmp_path / "qa.jsonl"
+    q = "The bars show rain: bar 1 is Gudo, bar 2 is Habo and bar 12 is Kira. Which got the most? ({})"
+    rows = [{"images": ["0.png"], "question": q.format(i), "answer": "Habo", "task": "chart_largest",
+             "working": "bar 2"} for i in range(4)]
+    rows.append({"images": ["0.png"], "question": "What colour?", "answer": "red", "task": "colour"})
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    lm = ScriptedLM({q.format(0): "The tallest is bar 2, and bar 2 is Habo, so the answer is Habo",
+                     q.format(1): "The tallest is Bar 2, and bar 2 is Gudo, so the answer is Gudo",  # look-up wrong
+                     q.format(2): "The tallest is bar 12, and bar 12 is Kira, so the answer is Kira",  # bar wrong
+                     q.format(3): "Habo",  # right, but no working to check
+                     "What colour?": "red"})
+    res = image_qa.evaluate(lm, path, blind_baseline=False)
+    chart = res["summary"]["by_task"]["chart_largest"]
+    assert chart["acc"] == 0.5 and chart["working_acc"] == 0.5 and chart["acc_given_working"] == 0.5
+    assert [it.get("working_ok") for it in res["items"]] == [True, True, False, False, None]
+    assert "working_acc" not in res["summary"]["by_task"]["colour"]
+    path.write_text(json.dumps({**rows[0], "working": 2}), encoding="utf-8")
+    with pytest.raises(UserError, match="record 1: \"working\" must be a string"):
+        image_qa.load_items(path)
+
+
 def test_followup_with_and_without_context(tmp_path):
     path = tmp_path / "followup.jsonl"
     rec = {"messages": [{"role": "user", "content": "Tell me about Varo."},

@@ -33,7 +33,8 @@ def add_images(world: Path) -> None:
     (world / "image_qa").mkdir(exist_ok=True)
     (world / "image_qa" / "image_qa.jsonl").write_text(
         json.dumps({"images": ["images/qa/0.png"], "question": "What colour?", "answer": "red", "task": "colour"})
-        + "\n", encoding="utf-8")
+        + "\n" + json.dumps({"images": ["images/qa/0.png"], "question": "Bar 1 is Ro, bar 2 is Ka. Which is taller?",
+                             "answer": "Ka", "task": "chart_largest", "working": "bar 2"}) + "\n", encoding="utf-8")
     (world / "followup").mkdir(exist_ok=True)
     (world / "followup" / "followup.jsonl").write_text(json.dumps({
         "messages": [{"role": "user", "content": "Tell me about Varo."},
@@ -101,6 +102,8 @@ def test_full_report_sections_figures_and_escaping(run_dir, built):
     # exam table: both formulations and shot counts, per language and stage
     assert "| English | base (pre-trained) | 100.0% | 100.0% |" in md.replace("\\", "")
     assert "letter 5-shot" in md and "cloze 0-shot" in md
+    # a task whose replies show their working gets the step and the answer apart; other tasks do not
+    assert "step right" in md and "| chart\\_largest | 0.0% | – |" in md and "| colour | 0.0% | –" not in md
     # the model card reads summary.json and run.json
     assert "4M" in md and "5m 00s" in md and "x86\\_64" in md
 
@@ -112,7 +115,7 @@ def test_report_command_rebuilds_in_place(run_dir, built, capsys):
     assert args.func(args) == 0
     assert "index.html" in capsys.readouterr().out
     images = list((run_dir / "report" / "images").iterdir())
-    assert len(images) == 1  # the image QA example, nothing left over from the first build
+    assert len(images) == 2  # the two image QA examples, nothing left over from the first build
 
 
 def test_report_degrades_when_parts_are_missing(tmp_path):

@@ -259,6 +259,10 @@ def test_image_qa_covers_every_task_with_short_answers(world):
     for r in qa:
         assert len(r["images"]) == (2 if r["task"] == "multi_compare" else 1)
         assert 0 < len(r["answer"]) <= 40
+        # A chart question names the step to its answer: the tallest bar, whose name in the question is the answer.
+        assert ("working" in r) == (r["task"] == "chart_largest")
+        if "working" in r:
+            assert re.fullmatch(r"bar \d", r["working"]) and f"{r['working']} is {r['answer']}" in r["question"]
 
 
 def test_chart_replies_name_the_tallest_bar_from_the_question(world):

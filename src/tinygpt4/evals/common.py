@@ -61,6 +61,13 @@ def final_answer(text: str) -> str:
     return parts[-1].strip() if len(parts) > 1 else line
 
 
+def reply_working(text: str) -> str:
+    """The working before the answer in the first line of a reply (what precedes its last "answer is"); empty
+    when the reply gives only an answer."""
+    parts = _FINAL.split(first_line(text))
+    return parts[-2] if len(parts) > 1 else ""
+
+
 def exact_match(prediction: str, reference: str) -> bool:
     """Normalised exact match of the prediction's final answer (see `final_answer`) against the reference."""
     return normalize_answer(final_answer(prediction)) == normalize_answer(reference)

@@ -4,12 +4,18 @@ Each item's images go into one user message as image_url parts (paths relative t
 or the dataset root above it, sent as data URLs), followed by the question. The blind baseline asks the same
 questions with every image replaced by a blank grey one: what a model scores there it gets from the
 text alone (priors, answer frequencies), so the gap is what it reads from the pixels.
+
+An item may name the step its answer is reached by ("working": "bar 2" for a chart question whose tallest bar
+is bar 2 and whose answer is the name the question gives that bar). For those, the summary splits a wrong
+answer into its two halves: how often the reply's working names that step (what the picture had to give) and
+how often the answer is right when it does (what the reply had to do with it).
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import re
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +26,7 @@ from tinygpt4.evals.common import (
     contains_answer,
     exact_match,
     inline_images,
+    reply_working,
     result,
     rounded,
     search_roots,
@@ -57,8 +64,10 @@ def load_items(path: str | Path) -> list[dict]:
             raise UserError(f"{path}: record {i}: \"images\" must be a list of paths")
         if not isinstance(obj.get("question"), str) or not isinstance(obj.get("answer"), str):
             raise UserError(f"{path}: record {i}: needs string \"question\" and \"answer\"")
+        if not isinstance(obj.get("working", ""), str):
+            raise UserError(f"{path}: record {i}: \"working\" must be a string")
         items.append({"images": images, "question": obj["question"], "answer": obj["answer"],
-                      "task": obj.get("task", "all")})
+                      "task": obj.get("task", "all"), **({"working": obj["working"]} if obj.get("working") else {})})
     return items
 
 
@@ -91,6 +100,8 @@ def evaluate(
         it["output"] = outputs[i]
         it["correct"] = exact_match(outputs[i], it["answer"])
         it["contains"] = contains_answer(outputs[i], it["answer"])
+        if "working" in it:
+            it["working_ok"] = names_step(outputs[i], it["working"])
         if blind_baseline:
             it["output_blind"] = outputs[len(items) + i]
             it["correct_blind"] = exact_match(it["output_blind"], it["answer"])
@@ -99,11 +110,21 @@ def evaluate(
     return result(task, config, rounded(summary), items)
 
 
+def names_step(output: str, working: str) -> bool:
+    """Whether the reply's working names the step, as whole words ("bar 2", not "bar 21"), any case."""
+    return re.search(rf"(?<!\w){re.escape(working)}(?!\w)", reply_working(output), re.IGNORECASE) is not None
+
+
 def _summary(items: list[dict], blind: bool) -> dict:
     def stats(sub: list[dict]) -> dict:
         out = {"n": len(sub), "acc": sum(it["correct"] for it in sub) / len(sub)}
         if blind:
             out["acc_blind"] = sum(it["correct_blind"] for it in sub) / len(sub)
+        worked = [it for it in sub if "working" in it]
+        if worked:
+            right = [it for it in worked if it["working_ok"]]
+            out["working_acc"] = len(right) / len(worked)
+            out["acc_given_working"] = sum(it["correct"] for it in right) / len(right) if right else None
         return out
 
     summary = stats(items) if items else {"n": 0}

@@ -521,6 +521,16 @@ class ReportBuilder:
                 row += [pct(cell.get("acc")), pct(cell.get("acc_blind"))]
             rows.append(row)
         self.table(["task"] + [f"{stage_label(s)} {m}" for s in stages for m in ("with image", "blind")], rows)
+        cells = {(t, s): run.task(s, "image_qa")["summary"].get("by_task", {}).get(t, {}) for t in tasks for s in stages}
+        worked = [t for t in tasks if any("working_acc" in cells[t, s] for s in stages)]
+        if worked:
+            self.p("Where a reply works its way to the answer, its two halves apart: how often the working names "
+                   "the step the picture had to give (for a chart, the tallest bar), and how often the answer is "
+                   "right when it does (for a chart, the name the question gives that bar).")
+            self.table(["task"] + [f"{stage_label(s)} {m}" for s in stages for m in ("step right", "answer right "
+                                                                                    "given the step")],
+                       [[t] + [pct(cells[t, s].get(k)) for s in stages for k in ("working_acc", "acc_given_working")]
+                        for t in worked])
         s = stages[-1]
         by = run.task(s, "image_qa")["summary"].get("by_task", {})
         series = {"with image": [by.get(t, {}).get("acc") for t in tasks],

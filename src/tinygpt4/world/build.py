@@ -132,7 +132,7 @@ def _write_world(root: Path, cfg: WorldConfig) -> dict:
     qa_items: list[Item] = B.image_items(world, cfg, out.training_image_keys)
     out.jsonl("image_qa/image_qa.jsonl", [
         {"images": [out.image(img, "qa", False) for img in it.images], "question": it.question,
-         "answer": it.answer, "task": it.task} for it in qa_items])
+         "answer": it.answer, "task": it.task, **({"working": it.working} if it.working else {})} for it in qa_items])
     out.jsonl("followup/followup.jsonl", B.followups(world, cfg))
     safety_rows = B.safety_rows(world, cfg)
     out.csv("safety/prompts.csv", [[r[c] for c in SAFETY_COLUMNS] for r in safety_rows], SAFETY_COLUMNS)

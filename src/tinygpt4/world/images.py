@@ -52,6 +52,7 @@ class Item:
     answer: str
     caption: str
     reply: str = ""  # the assistant's reply in chat data, when it shows its working before the answer
+    working: str = ""  # what that working must name on the way to the answer (the tallest bar: "bar 2")
 
     def __post_init__(self):
         self.reply = self.reply or self.answer
@@ -183,7 +184,7 @@ def chart_largest_item(rng, size, world):
                "the left, is the tallest.")
     # "bar 2 is" again, word for word as in the question, so the name is found by copying what followed it
     reply = f"The tallest is bar {best + 1}, and bar {best + 1} is {names[best]}, so the answer is {names[best]}."
-    return Item("chart_largest", [_bars(values, size, max(values))], q, names[best], caption, reply)
+    return Item("chart_largest", [_bars(values, size, max(values))], q, names[best], caption, reply, f"bar {best + 1}")
 
 
 def _line(values: list[int], size: int) -> Image.Image:
