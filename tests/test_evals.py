@@ -359,14 +359,14 @@ def test_image_qa_with_blind_baseline(tmp_path):
 def test_image_qa_splits_worked_answers_into_the_step_and_the_answer(tmp_path):
     make_png(tmp_path / "0.png")
     path = tmp_path / "qa.jsonl"
-    q = "The bars show rain: bar 1 is Gudo, bar 2 is Habo and bar 12 is Kira. Which got the most? ({})"
+    q = "The bars show rain: bar 1 is Gudo, bar 2 is Habo and bar 21 is Kira. Which got the most? ({})"
     rows = [{"images": ["0.png"], "question": q.format(i), "answer": "Habo", "task": "chart_largest",
              "working": "bar 2"} for i in range(4)]
     rows.append({"images": ["0.png"], "question": "What colour?", "answer": "red", "task": "colour"})
     path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     lm = ScriptedLM({q.format(0): "The tallest is bar 2, and bar 2 is Habo, so the answer is Habo",
                      q.format(1): "The tallest is Bar 2, and bar 2 is Gudo, so the answer is Gudo",  # look-up wrong
-                     q.format(2): "The tallest is bar 12, and bar 12 is Kira, so the answer is Kira",  # bar wrong
+                     q.format(2): "The tallest is bar 21, and bar 21 is Kira, so the answer is Kira",  # bar wrong
                      q.format(3): "Habo",  # right, but no working to check
                      "What colour?": "red"})
     res = image_qa.evaluate(lm, path, blind_baseline=False)
