@@ -512,16 +512,12 @@ class ReportBuilder:
                "follows the reply's last \"answer is\", else its first line), beside a blind baseline that asks "
                "the same questions with each image replaced by a blank grey one (what the text alone gives away).")
         tasks = sorted({t for s in stages for t in run.task(s, "image_qa")["summary"].get("by_task", {})})
-        rows = []
-        for t in tasks + ["all"]:
-            row = [t]
-            for s in stages:
-                summ = run.task(s, "image_qa")["summary"]
-                cell = summ if t == "all" else summ.get("by_task", {}).get(t, {})
-                row += [pct(cell.get("acc")), pct(cell.get("acc_blind"))]
-            rows.append(row)
-        self.table(["task"] + [f"{stage_label(s)} {m}" for s in stages for m in ("with image", "blind")], rows)
-        cells = {(t, s): run.task(s, "image_qa")["summary"].get("by_task", {}).get(t, {}) for t in tasks for s in stages}
+        summaries = {s: run.task(s, "image_qa")["summary"] for s in stages}
+        cells = {(t, s): summaries[s] if t == "all" else summaries[s].get("by_task", {}).get(t, {})
+                 for t in tasks + ["all"] for s in stages}
+        self.table(["task"] + [f"{stage_label(s)} {m}" for s in stages for m in ("with image", "blind")],
+                   [[t] + [pct(cells[t, s].get(k)) for s in stages for k in ("acc", "acc_blind")]
+                    for t in tasks + ["all"]])
         worked = [t for t in tasks if any("working_acc" in cells[t, s] for s in stages)]
         if worked:
             self.p("Where a reply works its way to the answer, its two halves apart: how often the working names "
