@@ -137,3 +137,26 @@ def test_learning_rate_multipliers_by_parameter_prefix():
     assert [mult[id(p)] for p in model["vision"].parameters()] == [4.0, 4.0]
     assert [mult[id(p)] for p in model["lm"].parameters()] == [1.0, 1.0]
     assert decay[id(model["vision"].weight)] > 0 and decay[id(model["vision"].bias)] == 0
+    assert opt.defaults["fused"]  # the fused kernel on CPU too: 4x faster steps than the per-tensor loop
+
+
+def test_compiled_training_is_deterministic(corpus, tmp_path):
+    """Two compiled runs of one seed end with the same weights (regression: inductor's CPU embedding backward
+    added rows with atomics from several threads, so the embedding differed after a few steps)."""
+    from safetensors.torch import load_file
+
+    data, tok = corpus
+    weights = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the race needs two threads (the suite runs on one)
+    try:
+        for name in ("a", "b"):
+            out = tmp_path / name
+            args = _args(data, tok, out, steps=6, extra=["--batch-size", "8"])
+            args[args.index("--compile") + 1] = "on"
+            assert main(args) == 0
+            weights.append(load_file(out / "model.safetensors"))
+    finally:
+        torch.set_num_threads(threads)
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
