@@ -265,6 +265,15 @@ def test_image_qa_covers_every_task_with_short_answers(world):
             assert re.fullmatch(r"bar \d", r["working"]) and f"{r['working']} is {r['answer']}" in r["question"]
 
 
+def test_image_conversations_follow_the_task_weights(world):
+    """Chart-largest gets five times the conversations of each other image task (two steps to learn)."""
+    root, _, _ = world
+    tasks = Counter(c["meta"]["task"] for c in readers.read_jsonl(root / "chat/sft.jsonl") if c["meta"].get("task"))
+    assert set(tasks) == {"count", "colour", "position", "chart_largest", "chart_value", "read_sign",
+                          "multi_compare", "panels"}
+    assert all(tasks["chart_largest"] == 5 * n for t, n in tasks.items() if t != "chart_largest")
+
+
 def test_chart_replies_name_the_tallest_bar_from_the_question(world):
     """The chat data's chart replies find the tallest bar, then copy the name the question gives it."""
     import numpy as np
