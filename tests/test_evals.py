@@ -340,18 +340,26 @@ def test_image_qa_with_blind_baseline(tmp_path):
     path = tmp_path / "image_qa" / "image_qa.jsonl"
     rows = [{"images": ["images/qa/0.png"], "question": "What colour is the square?", "answer": "red",
              "task": "colour"},
+            {"images": ["images/qa/0.png"], "question": "What colour is the big square?", "answer": "Red",
+             "task": "colour"},
+            {"images": ["images/qa/1.png"], "question": "What colour is the circle?", "answer": "blue",
+             "task": "colour"},
             {"images": ["images/qa/0.png", "images/qa/1.png"], "question": "How many squares?", "answer": "2",
              "task": "multi_compare"}]
     path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
-    lm = ScriptedLM({"What colour is the square?": "red", "How many squares?": "3"})
+    lm = ScriptedLM({"What colour is the square?": "red", "What colour is the big square?": "blue",
+                     "What colour is the circle?": "blue", "How many squares?": "3"})
     res = image_qa.evaluate(lm, path)
     s = res["summary"]
     assert s["acc"] == 0.5 and s["acc_blind"] == 0.0
-    assert s["by_task"]["colour"] == {"n": 1, "acc": 1.0, "acc_blind": 0.0}
-    sent = lm.conversations[1][0]["content"]
+    # Majority answer: "red" for colour (2 of 3, "Red" normalised), "2" for multi_compare; overall, each task's
+    # own majority (3 of 4), not the most common answer across tasks (2 of 4).
+    assert s["by_task"]["colour"] == {"n": 3, "acc": 0.6667, "acc_majority": 0.6667, "acc_blind": 0.0}
+    assert s["by_task"]["multi_compare"]["acc_majority"] == 1.0 and s["acc_majority"] == 0.75
+    sent = lm.conversations[3][0]["content"]
     assert [p["type"] for p in sent] == ["image_url", "image_url", "text"]
     assert all(p["image_url"]["url"].startswith("data:image/png;base64,") for p in sent[:2])
-    assert res["items"][1]["images"] == ["images/qa/0.png", "images/qa/1.png"]  # paths kept for the report
+    assert res["items"][3]["images"] == ["images/qa/0.png", "images/qa/1.png"]  # paths kept for the report
     text_only = image_qa.evaluate(ScriptedLM({}, supports_images=False), path)
     assert text_only["summary"]["unsupported"] is True
 

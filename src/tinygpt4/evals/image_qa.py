@@ -3,7 +3,10 @@
 Each item's images go into one user message as image_url parts (paths relative to the data file's folder
 or the dataset root above it, sent as data URLs), followed by the question. The blind baseline asks the same
 questions with every image replaced by a blank grey one: what a model scores there it gets from the
-text alone (priors, answer frequencies), so the gap is what it reads from the pixels.
+text alone (priors, answer frequencies), so the gap is what it reads from the pixels. Beside both, the summary
+gives the majority answer's accuracy (always giving the task's most common reference answer): a model that
+answers "right" to every left-or-right question scores it without reading anything, even when its blind
+replies, off the task's answer set, score nothing.
 
 An item may name the step its answer is reached by ("working": "bar 2" for a chart question whose tallest bar
 is bar 2 and whose answer is the name the question gives that bar). For those, the summary splits a wrong
@@ -17,6 +20,7 @@ import base64
 import io
 import re
 import time
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,6 +30,7 @@ from tinygpt4.evals.common import (
     contains_answer,
     exact_match,
     inline_images,
+    normalize_answer,
     reply_working,
     result,
     rounded,
@@ -117,7 +122,8 @@ def names_step(output: str, working: str) -> bool:
 
 def _summary(items: list[dict], blind: bool) -> dict:
     def stats(sub: list[dict]) -> dict:
-        out = {"n": len(sub), "acc": sum(it["correct"] for it in sub) / len(sub)}
+        out = {"n": len(sub), "acc": sum(it["correct"] for it in sub) / len(sub),
+               "acc_majority": Counter(normalize_answer(it["answer"]) for it in sub).most_common(1)[0][1] / len(sub)}
         if blind:
             out["acc_blind"] = sum(it["correct_blind"] for it in sub) / len(sub)
         worked = [it for it in sub if "working" in it]
@@ -132,4 +138,6 @@ def _summary(items: list[dict], blind: bool) -> dict:
     for it in items:
         by.setdefault(it["task"], []).append(it)
     summary["by_task"] = {t: stats(v) for t, v in sorted(by.items())}
+    if items:  # overall: each task's own most common answer, not one answer for every task
+        summary["acc_majority"] = sum(v["acc_majority"] * v["n"] for v in summary["by_task"].values()) / len(items)
     return summary

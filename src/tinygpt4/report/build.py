@@ -510,14 +510,16 @@ class ReportBuilder:
         self.h(2, "Image understanding")
         self.p("Questions about images by task type, scored by normalised exact match of the final answer (what "
                "follows the reply's last \"answer is\", else its first line), beside a blind baseline that asks "
-               "the same questions with each image replaced by a blank grey one (what the text alone gives away).")
+               "the same questions with each image replaced by a blank grey one (what the text alone gives away), "
+               "and the accuracy of always giving the task's most common answer (what no reading at all scores).")
         tasks = sorted({t for s in stages for t in run.task(s, "image_qa")["summary"].get("by_task", {})})
         summaries = {s: run.task(s, "image_qa")["summary"] for s in stages}
         cells = {(t, s): summaries[s] if t == "all" else summaries[s].get("by_task", {}).get(t, {})
                  for t in tasks + ["all"] for s in stages}
-        self.table(["task"] + [f"{stage_label(s)} {m}" for s in stages for m in ("with image", "blind")],
-                   [[t] + [pct(cells[t, s].get(k)) for s in stages for k in ("acc", "acc_blind")]
-                    for t in tasks + ["all"]])
+        self.table(["task", "majority answer"] + [f"{stage_label(s)} {m}" for s in stages
+                                                  for m in ("with image", "blind")],
+                   [[t, pct(cells[t, stages[-1]].get("acc_majority"))]
+                    + [pct(cells[t, s].get(k)) for s in stages for k in ("acc", "acc_blind")] for t in tasks + ["all"]])
         worked = [t for t in tasks if any("working_acc" in cells[t, s] for s in stages)]
         if worked:
             self.p("Where a reply works its way to the answer, its two halves apart: how often the working names "
@@ -530,9 +532,11 @@ class ReportBuilder:
         s = stages[-1]
         by = run.task(s, "image_qa")["summary"].get("by_task", {})
         series = {"with image": [by.get(t, {}).get("acc") for t in tasks],
-                  "blank image (blind)": [by.get(t, {}).get("acc_blind") for t in tasks]}
+                  "blank image (blind)": [by.get(t, {}).get("acc_blind") for t in tasks],
+                  "majority answer": [by.get(t, {}).get("acc_majority") for t in tasks]}
         self.figure(figures.grouped_bars, "image_qa.png", f"Image QA accuracy by task ({stage_label(s)}) against "
-                    "the blind baseline.", tasks, series, title=f"Image QA: {stage_label(s)}", ylabel="accuracy")
+                    "the blind baseline and the majority answer.", tasks, series, title=f"Image QA: {stage_label(s)}",
+                    ylabel="accuracy")
 
     # transcripts -----------------------------------------------------------------------------------------
     def _image_files(self, res: dict, paths: list[str]) -> list[str]:
