@@ -354,8 +354,17 @@ def test_image_qa_with_blind_baseline(tmp_path):
     assert s["acc"] == 0.5 and s["acc_blind"] == 0.0
     # Majority answer: "red" for colour (2 of 3, "Red" normalised), "2" for multi_compare; overall, each task's
     # own majority (3 of 4), not the most common answer across tasks (2 of 4).
-    assert s["by_task"]["colour"] == {"n": 3, "acc": 0.6667, "acc_majority": 0.6667, "acc_blind": 0.0}
+    assert s["by_task"]["colour"] == {"n": 3, "acc": 0.6667, "acc_majority": 0.6667, "acc_blind": 0.0,
+                                      "acc_after_turn": 0.6667}
     assert s["by_task"]["multi_compare"]["acc_majority"] == 1.0 and s["acc_majority"] == 0.75
+    # each item again as the second turn, after the item half the list on and that item's reference answer
+    after = lm.conversations[8]
+    assert [m["role"] for m in after] == ["user", "assistant", "user"]
+    assert after[0]["content"][-1]["text"] == "What colour is the circle?" and after[1]["content"] == "blue"
+    assert after[2]["content"][-1]["text"] == "What colour is the square?"
+    assert all(p["image_url"]["url"].startswith("data:image/png;base64,") for m in (after[0], after[2])
+               for p in m["content"][:-1])
+    assert res["items"][0]["earlier"] == 2 and res["items"][0]["correct_after"] is True
     sent = lm.conversations[3][0]["content"]
     assert [p["type"] for p in sent] == ["image_url", "image_url", "text"]
     assert all(p["image_url"]["url"].startswith("data:image/png;base64,") for p in sent[:2])

@@ -105,7 +105,7 @@ def test_full_report_sections_figures_and_escaping(run_dir, built):
     # a task whose replies show their working gets the step and the answer apart; other tasks do not
     assert "step right" in md and "| chart\\_largest | 0.0% | – |" in md and "| colour | 0.0% | –" not in md
     # the image table sets each task beside its majority answer (the one colour item: 100%)
-    assert "majority answer" in md and "| colour | 100.0% |" in md
+    assert "majority answer" in md and "| colour | 100.0% |" in md and "after a picture" in md
     # the model card reads summary.json and run.json
     assert "4M" in md and "5m 00s" in md and "x86\\_64" in md
 

@@ -8,6 +8,11 @@ gives the majority answer's accuracy (always giving the task's most common refer
 answers "right" to every left-or-right question scores it without reading anything, even when its blind
 replies, off the task's answer set, score nothing.
 
+Each item is also asked a second time as the second turn of a conversation: after the item half the list
+further on (another task's picture on the world's benchmark) and its reference answer. A model that reads a
+picture only when it comes first scores well alone and poorly there; the GPT-4 setting puts images anywhere
+in a multi-turn conversation.
+
 An item may name the step its answer is reached by ("working": "bar 2" for a chart question whose tallest bar
 is bar 2 and whose answer is the name the question gives that bar). For those, the summary splits a wrong
 answer into its two halves: how often the reply's working names that step (what the picture had to give) and
@@ -57,6 +62,16 @@ def messages_for(item: dict, blind: bool = False) -> list[dict]:
     return [{"role": "user", "content": parts}]
 
 
+def earlier_item(i: int, n: int) -> int:
+    """The item asked before item i in its two-turn conversation: half the list further on."""
+    return (i + n // 2) % n
+
+
+def messages_after(item: dict, earlier: dict) -> list[dict]:
+    """item's question as the second turn, after earlier's question and its reference answer."""
+    return messages_for(earlier) + [{"role": "assistant", "content": earlier["answer"]}] + messages_for(item)
+
+
 def load_items(path: str | Path) -> list[dict]:
     from tinygpt4.data.readers import read_jsonl
 
@@ -83,9 +98,11 @@ def evaluate(
     task: str = "image_qa",
     max_tokens: int = 40,
     blind_baseline: bool = True,
+    after_turn: bool = True,
     limit: int | None = None,
 ) -> dict:
-    config = {"path": str(path), "max_tokens": max_tokens, "blind_baseline": blind_baseline, "limit": limit,
+    config = {"path": str(path), "max_tokens": max_tokens, "blind_baseline": blind_baseline,
+              "after_turn": after_turn, "limit": limit,
               "model": getattr(lm, "name", None), "blind_image": "uniform grey 64x64 PNG",
               "metric": f"normalised exact match of {GRADED_SPAN}"}
     if not getattr(lm, "supports_images", False):
@@ -93,8 +110,12 @@ def evaluate(
     items = load_items(path)[:limit]
     roots = search_roots(path)
     conversations = [inline_images(messages_for(it), roots, str(path)) for it in items]
+    n = len(items)
     if blind_baseline:
         conversations += [messages_for(it, blind=True) for it in items]
+    if after_turn:
+        conversations += [inline_images(messages_after(it, items[earlier_item(i, n)]), roots, str(path))
+                          for i, it in enumerate(items)]
     t0 = time.perf_counter()
     try:
         outputs = lm.generate(conversations, max_tokens=max_tokens)
@@ -107,9 +128,15 @@ def evaluate(
         it["contains"] = contains_answer(outputs[i], it["answer"])
         if "working" in it:
             it["working_ok"] = names_step(outputs[i], it["working"])
+        at = n
         if blind_baseline:
-            it["output_blind"] = outputs[len(items) + i]
+            it["output_blind"] = outputs[at + i]
             it["correct_blind"] = exact_match(it["output_blind"], it["answer"])
+            at += n
+        if after_turn:
+            it["earlier"] = earlier_item(i, n)
+            it["output_after"] = outputs[at + i]
+            it["correct_after"] = exact_match(it["output_after"], it["answer"])
     summary = _summary(items, blind_baseline)
     summary["wall_s"] = wall
     return result(task, config, rounded(summary), items)
@@ -126,6 +153,8 @@ def _summary(items: list[dict], blind: bool) -> dict:
                "acc_majority": Counter(normalize_answer(it["answer"]) for it in sub).most_common(1)[0][1] / len(sub)}
         if blind:
             out["acc_blind"] = sum(it["correct_blind"] for it in sub) / len(sub)
+        if "correct_after" in sub[0]:
+            out["acc_after_turn"] = sum(it["correct_after"] for it in sub) / len(sub)
         worked = [it for it in sub if "working" in it]
         if worked:
             right = [it for it in worked if it["working_ok"]]

@@ -511,15 +511,18 @@ class ReportBuilder:
         self.p("Questions about images by task type, scored by normalised exact match of the final answer (what "
                "follows the reply's last \"answer is\", else its first line), beside a blind baseline that asks "
                "the same questions with each image replaced by a blank grey one (what the text alone gives away), "
-               "and the accuracy of always giving the task's most common answer (what no reading at all scores).")
+               "and the accuracy of always giving the task's most common answer (what no reading at all scores). "
+               "\"After a picture\" asks each question as the second turn of a conversation, after another "
+               "task's picture, its question and its reference answer.")
         tasks = sorted({t for s in stages for t in run.task(s, "image_qa")["summary"].get("by_task", {})})
         summaries = {s: run.task(s, "image_qa")["summary"] for s in stages}
         cells = {(t, s): summaries[s] if t == "all" else summaries[s].get("by_task", {}).get(t, {})
                  for t in tasks + ["all"] for s in stages}
         self.table(["task", "majority answer"] + [f"{stage_label(s)} {m}" for s in stages
-                                                  for m in ("with image", "blind")],
+                                                  for m in ("with image", "after a picture", "blind")],
                    [[t, pct(cells[t, stages[-1]].get("acc_majority"))]
-                    + [pct(cells[t, s].get(k)) for s in stages for k in ("acc", "acc_blind")] for t in tasks + ["all"]])
+                    + [pct(cells[t, s].get(k)) for s in stages for k in ("acc", "acc_after_turn", "acc_blind")]
+                    for t in tasks + ["all"]])
         worked = [t for t in tasks if any("working_acc" in cells[t, s] for s in stages)]
         if worked:
             self.p("Where a reply works its way to the answer, its two halves apart: how often the working names "
