@@ -266,12 +266,28 @@ def test_image_qa_covers_every_task_with_short_answers(world):
 
 
 def test_image_conversations_follow_the_task_weights(world):
-    """Chart-largest gets five times the conversations of each other image task (two steps to learn)."""
+    """Chart-largest gets five times the questions of most image tasks, colour three times (two steps each)."""
     root, _, _ = world
-    tasks = Counter(c["meta"]["task"] for c in readers.read_jsonl(root / "chat/sft.jsonl") if c["meta"].get("task"))
+    convs = [c for c in readers.read_jsonl(root / "chat/sft.jsonl") if c["meta"]["kind"] == "image"]
+    tasks = Counter(t for c in convs for t in c["meta"]["tasks"])
     assert set(tasks) == {"count", "colour", "position", "chart_largest", "chart_value", "read_sign",
                           "multi_compare", "panels"}
-    assert all(tasks["chart_largest"] == 5 * n for t, n in tasks.items() if t != "chart_largest")
+    assert tasks["chart_largest"] == 5 * tasks["count"] and tasks["colour"] == 3 * tasks["count"]
+    assert all(n == tasks["count"] for t, n in tasks.items() if t not in ("chart_largest", "colour"))
+
+
+def test_image_conversations_of_one_and_two_turns(world):
+    """Some image conversations ask about a second picture in a second turn; each turn's reply is trained."""
+    root, _, _ = world
+    convs = [c for c in readers.read_jsonl(root / "chat/sft.jsonl") if c["meta"]["kind"] == "image"]
+    turns = Counter(len(c["meta"]["tasks"]) for c in convs)
+    assert set(turns) == {1, 2}
+    for c in convs:
+        msgs = [m for m in c["messages"] if m["role"] != "system"]
+        assert [m["role"] for m in msgs] == ["user", "assistant"] * len(c["meta"]["tasks"])
+        assert all(isinstance(m["content"], list) and m["content"][0]["type"] == "image_url"
+                   for m in msgs[::2])
+        assert c["meta"]["task"] == c["meta"]["tasks"][0]
 
 
 def test_chart_replies_name_the_tallest_bar_from_the_question(world):
@@ -279,13 +295,14 @@ def test_chart_replies_name_the_tallest_bar_from_the_question(world):
     import numpy as np
 
     root, _, _ = world
-    charts = [c for c in readers.read_jsonl(root / "chat/sft.jsonl") if c["meta"].get("task") == "chart_largest"
-              and "tallest is bar" in c["messages"][-1]["content"]]
+    charts = []  # (user parts, reply) of every chart-largest exchange, in any turn
+    for c in readers.read_jsonl(root / "chat/sft.jsonl"):
+        msgs = c["messages"]
+        charts += [(m["content"], r["content"]) for m, r in zip(msgs, msgs[1:])
+                   if m["role"] == "user" and "tallest is bar" in r["content"]]
     assert charts
-    for c in charts:
-        parts = next(m["content"] for m in c["messages"] if isinstance(m["content"], list))
+    for parts, reply in charts:
         question = next(p["text"] for p in parts if p["type"] == "text")
-        reply = c["messages"][-1]["content"]
         k, name = re.fullmatch(r"The tallest is bar (\d), and bar \1 is (\w+), so the answer is \2\.", reply).groups()
         assert f"bar {k} is {name}" in question
         pixels = np.asarray(Image.open(root / parts[0]["image_url"]["url"]).convert("RGB")).astype(int)
@@ -382,3 +399,18 @@ def test_practice_tests_use_the_exam_layout_with_training_wordings(world):
             if d["meta"]["format"] == "letter":
                 assert [line[:3] for line in b.split("\n")[1:5]] == ["A. ", "B. ", "C. ", "D. "]
                 assert last[len("Answer: "):] in "ABCD"
+
+
+def test_image_benchmark_redraw_changes_only_the_colliding_item():
+    """More training images may collide with a benchmark picture; only that item is redrawn."""
+    from tinygpt4.world.benchmarks import image_items, image_key
+    from tinygpt4.world.config import WorldConfig
+    from tinygpt4.world.entities import make_world
+
+    cfg = WorldConfig.make(seed=0, scale="tiny")
+    world = make_world(cfg)
+    before = image_items(world, cfg, set())
+    after = image_items(world, cfg, {image_key(before[5].images[0])})
+    changed = [i for i, (a, b) in enumerate(zip(before, after)) if a.question != b.question
+               or [image_key(x) for x in a.images] != [image_key(x) for x in b.images]]
+    assert changed == [5]

@@ -161,11 +161,13 @@ def image_key(img) -> bytes:
 
 
 def image_items(world: World, cfg: WorldConfig, training_keys: set[bytes]) -> list[Item]:
-    """qa_per_task fresh items per task; an image identical to a training image (by image_key) is redrawn."""
-    rng = random.Random(f"{cfg.seed}:image-qa")
+    """qa_per_task fresh items per task; an image identical to a training image (by image_key) is redrawn.
+    Each item draws from its own generator, so a redraw (more training images, a collision) changes that item
+    and no other."""
     out = []
     for task in TASKS:
-        for _ in range(cfg.sizes.qa_per_task):
+        for k in range(cfg.sizes.qa_per_task):
+            rng = random.Random(f"{cfg.seed}:image-qa:{task}:{k}")
             while True:
                 item = make_item(task, rng, cfg.image_size, world)
                 if not any(image_key(img) in training_keys for img in item.images):

@@ -30,8 +30,13 @@ DESCRIBE = "Describe the image."
 # two steps, finding the tallest bar in the picture and then the name the question gives that bar; with every
 # task equal (about 150 chart questions on the small world) SFT did not learn the first step (the replies
 # named the tallest bar 34-36% of the time, a guess among three or four bars), and 600 more took it to 100%.
-IMAGE_TASK_WEIGHTS = {"chart_largest": 5}
+# A colour question is two steps too (find the shape it names, read its colour); three times the colour
+# questions moved colour from 22% to 30% on one SFT run (within run-to-run spread).
+IMAGE_TASK_WEIGHTS = {"chart_largest": 5, "colour": 3}
 IMAGE_TASK_CYCLE = tuple(t for t in TASKS for _ in range(IMAGE_TASK_WEIGHTS.get(t, 1)))
+# Share of image conversations with a second turn (another picture and its question): trained on single
+# turns only, a model read a picture that came after an earlier picture's turn far worse than one alone.
+IMAGE_TWO_TURN = 0.5
 
 ImageSink = Callable[[object], str]  # saves a PIL image, returns its path relative to the world dir
 
@@ -129,7 +134,8 @@ class ChatWriter:
             a = f"{m.true_claim} Many people believe that {lower_first(m.false_claim)[:-1]}, but that is a myth."
         return self._wrap([user(q), assistant(a)], kind="correction", lang="en", misconception=m.id)
 
-    def image(self, i: int, sink: ImageSink) -> dict:
+    def image_exchange(self, i: int, sink: ImageSink) -> tuple[list[dict], str]:
+        """The i-th image question (its task from IMAGE_TASK_CYCLE) and its reply, and the task."""
         rng = self.rng
         item = make_item(IMAGE_TASK_CYCLE[i % len(IMAGE_TASK_CYCLE)], rng, self.cfg.image_size, self.world)
         paths = [sink(img) for img in item.images]
@@ -137,7 +143,22 @@ class ChatWriter:
             q, a = DESCRIBE, item.caption
         else:
             q, a = item.question, item.reply
-        return self._wrap([image_message(paths, q), assistant(a)], kind="image", lang="en", task=item.task)
+        return [image_message(paths, q), assistant(a)], item.task
+
+    def image_conversations(self, n: int, sink: ImageSink) -> list[dict]:
+        """n image exchanges in conversations of one or two turns (IMAGE_TWO_TURN of them two); meta.tasks
+        lists each turn's task, meta.task the first's."""
+        out, i = [], 0
+        while i < n:
+            turns = 2 if i + 1 < n and self.rng.random() < IMAGE_TWO_TURN else 1
+            messages, tasks = [], []
+            for _ in range(turns):
+                m, task = self.image_exchange(i, sink)
+                messages += m
+                tasks.append(task)
+                i += 1
+            out.append(self._wrap(messages, kind="image", lang="en", task=tasks[0], tasks=tasks))
+        return out
 
 
 def make_chat(world: World, cfg: WorldConfig, miscs: list[Misconception], sink: ImageSink) -> list[dict]:
@@ -151,6 +172,6 @@ def make_chat(world: World, cfg: WorldConfig, miscs: list[Misconception], sink: 
     convs += [w.safety(sp) for sp in prompts]
     convs += [w.foreign_refusal() for _ in range(max(3, sz.chat_safety // 20))]
     convs += [w.correction(m) for m in miscs if m.split == "train" for _ in range(3)]
-    convs += [w.image(i, sink) for i in range(sz.chat_images)]
+    convs += w.image_conversations(sz.chat_images, sink)
     rng.shuffle(convs)
     return convs
