@@ -365,6 +365,8 @@ def test_image_qa_with_blind_baseline(tmp_path):
     assert all(p["image_url"]["url"].startswith("data:image/png;base64,") for m in (after[0], after[2])
                for p in m["content"][:-1])
     assert res["items"][0]["earlier"] == 2 and res["items"][0]["correct_after"] is True
+    alone_and_after = image_qa.evaluate(ScriptedLM(lm.facts), path, blind_baseline=False)["summary"]
+    assert "acc_blind" not in alone_and_after and alone_and_after["acc_after_turn"] == s["acc_after_turn"]
     sent = lm.conversations[3][0]["content"]
     assert [p["type"] for p in sent] == ["image_url", "image_url", "text"]
     assert all(p["image_url"]["url"].startswith("data:image/png;base64,") for p in sent[:2])

@@ -122,20 +122,19 @@ def evaluate(
     except Unsupported as e:
         return unsupported(task, config, str(e))
     wall = time.perf_counter() - t0
+    blind_at, after_at = n, n * (2 if blind_baseline else 1)  # where each variant's outputs start
     for i, it in enumerate(items):
         it["output"] = outputs[i]
         it["correct"] = exact_match(outputs[i], it["answer"])
         it["contains"] = contains_answer(outputs[i], it["answer"])
         if "working" in it:
             it["working_ok"] = names_step(outputs[i], it["working"])
-        at = n
         if blind_baseline:
-            it["output_blind"] = outputs[at + i]
+            it["output_blind"] = outputs[blind_at + i]
             it["correct_blind"] = exact_match(it["output_blind"], it["answer"])
-            at += n
         if after_turn:
             it["earlier"] = earlier_item(i, n)
-            it["output_after"] = outputs[at + i]
+            it["output_after"] = outputs[after_at + i]
             it["correct_after"] = exact_match(it["output_after"], it["answer"])
     summary = _summary(items, blind_baseline)
     summary["wall_s"] = wall
