@@ -10,7 +10,7 @@ the world folder:
     calibration    ECE / Brier / reliability of multiple choice         world/exams/en/
     truthfulqa     MC1 / MC2, 0-shot, 5-shot (+ chat for chat models)   world/truthfulqa/mc_task.json
     factuality     generation, exact match by category                  world/factuality/factuality.jsonl
-    image_qa       per task type, with the blind baseline               world/image_qa/image_qa.jsonl
+    image_qa       per task, alone and after a picture; blind, majority world/image_qa/image_qa.jsonl
     followup       with vs without the earlier turns                    world/followup/followup.jsonl
     bpb            held-out bits per byte                               world/heldout/heldout.jsonl
 """
