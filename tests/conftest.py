@@ -35,7 +35,8 @@ def tiny_model_config(vocab_size: int, vision: bool = False, seq_len: int = 64) 
     return ModelConfig(
         vocab_size=vocab_size, n_layer=2, n_embd=64, n_head=4, n_kv_head=2, head_dim=16, mlp_hidden=128,
         seq_len=seq_len,
-        vision=VisionConfig(image_size=32, patch_size=8, width=32, depth=1, n_head=2, shuffle=2) if vision else None,
+        vision=VisionConfig(image_size=32, patch_size=8, width=32, depth=1, n_head=2, shuffle=2,
+                            global_token=True) if vision else None,
     )
 
 

@@ -7,10 +7,10 @@ from PIL import Image
 
 from tinygpt4.chat import render_chat
 from tinygpt4.checkpoint import load_model, save_model
-from tinygpt4.config import vision_preset
+from tinygpt4.config import VisionConfig, vision_preset
 from tinygpt4.engine import Engine, mask_specials
 from tinygpt4.model.gpt import GPT
-from tinygpt4.model.vision import VisionAttention, pixel_shuffle
+from tinygpt4.model.vision import Projector, VisionAttention, pixel_shuffle
 from tinygpt4.model.vlm import VLM
 
 
@@ -69,7 +69,22 @@ def test_both_stems_train(tiny_tokenizer, stem):
     m(ids[:, :-1], ids[:, 1:], images=[_img(0), _img(1)]).backward()
     grad = m.vision.embeddings.patch_embedding.parameters().__next__().grad
     assert grad is not None and grad.abs().sum() > 0
-    assert m.flops_per_image() > 6 * k * sum(p.numel() for p in m.projector.parameters() if p.dim() >= 2)
+    per_token = m.projector.fc1.weight.numel() + m.projector.fc2.weight.numel()
+    assert m.flops_per_image() > 6 * (k * per_token + m.projector.global_proj.weight.numel())
+
+
+def test_global_token_gives_every_token_the_whole_layout():
+    vc = VisionConfig(image_size=32, patch_size=8, width=8, depth=1, n_head=2, shuffle=2)
+    feats = torch.randn(1, 16, 8)
+    moved = feats.clone()
+    moved[0, 0] += 1.0  # one patch in the top-left group
+    for global_token, changed in ((False, [True, False, False, False]), (True, [True] * 4)):
+        vc.global_token = global_token
+        torch.manual_seed(0)
+        proj = Projector(vc, 12)
+        with torch.no_grad():
+            diff = (proj(moved) - proj(feats)).abs().amax(-1)[0]
+        assert (diff > 1e-6).tolist() == changed
 
 
 def test_pixel_shuffle_groups_neighbouring_patches():

@@ -14,6 +14,7 @@ class VisionConfig:
     n_head: int = 3
     shuffle: int = 2  # pixel-shuffle factor: (image_size/patch)^2 / shuffle^2 tokens per image
     stem: str = "patch"  # patch embedding: "patch" (one strided conv, as in ViT) or "conv" (3x3 conv stack)
+    global_token: bool = False  # projector adds a summary of the whole image (all tokens, by position) to each token
 
     @property
     def tokens_per_image(self) -> int:
@@ -30,8 +31,9 @@ class VisionConfig:
 
 
 VISION_PRESETS = {
-    # CPU: 64 px, 8x8 patches of 8 px, pixel shuffle 2 -> 16 tokens per image.
-    "tiny": VisionConfig(image_size=64, patch_size=8, width=192, depth=4, n_head=3, shuffle=2, stem="conv"),
+    # CPU: 64 px, 8x8 patches of 8 px, pixel shuffle 2 -> 16 tokens per image, each with the image's summary.
+    "tiny": VisionConfig(image_size=64, patch_size=8, width=192, depth=4, n_head=3, shuffle=2, stem="conv",
+                         global_token=True),
     # GPU: 14x14 patches -> 49 tokens; 24x24 patches, shuffle 3 -> 64 tokens.
     "224": VisionConfig(image_size=224, patch_size=16, width=384, depth=8, n_head=6, shuffle=2, stem="conv"),
     "384": VisionConfig(image_size=384, patch_size=16, width=768, depth=12, n_head=12, shuffle=3, stem="conv"),

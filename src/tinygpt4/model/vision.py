@@ -12,6 +12,13 @@ Projector: pixel shuffle folds each shuffle x shuffle group of neighbouring patc
 (16 tokens from 64 patches in the tiny preset), then a two-layer MLP maps it to the decoder width. Fewer
 tokens per image leaves more of a short context for the conversation.
 
+With `global_token` (the tiny preset) the projector also adds one summary vector to every token: a linear map
+of all the image's hidden tokens in their grid order, so it can say "the triangle is on the left" or "the
+line ends at 4" in one vector. Without it the decoder has to learn to attend to the right token before any
+answer that depends on where something is can improve, and 330 fine-tuning steps were not enough: with it,
+left/right position went from 38% to 86-88% and the line chart's first/last value from 18% to 30-42%
+(50 held-out items each, same base and data).
+
 Names follow SigLIP's vision model and Idefics3's connector in Hugging Face (embeddings.patch_embedding,
 encoder.layers.N.self_attn.q_proj, layer_norm1, mlp.fc1, post_layernorm), so exporting is a renaming.
 """
@@ -160,16 +167,22 @@ def pixel_shuffle(x: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 class Projector(nn.Module):
-    """Pixel shuffle, then Linear -> GELU -> Linear into the decoder width."""
+    """Pixel shuffle, then Linear -> GELU -> Linear into the decoder width; with vc.global_token, plus a
+    linear map of all the hidden tokens (flattened in grid order) added to each token."""
 
     def __init__(self, vc: VisionConfig, out_dim: int):
         super().__init__()
         self.shuffle = vc.shuffle
         self.fc1 = nn.Linear(vc.width * vc.shuffle ** 2, out_dim)
         self.fc2 = nn.Linear(out_dim, out_dim)
+        self.global_proj = nn.Linear(vc.tokens_per_image * out_dim, out_dim) if vc.global_token else None
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(pixel_shuffle(feats, self.shuffle)), approximate="tanh"))
+        h = F.gelu(self.fc1(pixel_shuffle(feats, self.shuffle)), approximate="tanh")
+        out = self.fc2(h)
+        if self.global_proj is not None:
+            out = out + self.global_proj(h.flatten(1)).unsqueeze(1)
+        return out
 
 
 @torch.no_grad()

@@ -95,7 +95,7 @@ class VLM(nn.Module):
     def flops_per_image(self) -> float:
         """Training FLOPs for one image (6 per weight per position it is applied at): the patch embedding's
         convolutions at their output resolutions, the transformer over the patches, bidirectional attention,
-        and the projector over the shuffled tokens."""
+        and the projector over the shuffled tokens (its global summary once per image)."""
         vc = self.config.vision
         n_patch = (vc.image_size // vc.patch_size) ** 2
         stem, side = 0, vc.image_size
@@ -104,9 +104,10 @@ class VLM(nn.Module):
                 side = side // m.stride[0]
                 stem += m.weight.numel() * side * side
         blocks = sum(p.numel() for p in self.vision.encoder.parameters() if p.dim() >= 2)
-        proj = sum(p.numel() for p in self.projector.parameters() if p.dim() >= 2)
+        per_token = sum(m.weight.numel() for m in (self.projector.fc1, self.projector.fc2))
+        once = self.projector.global_proj.weight.numel() if self.projector.global_proj is not None else 0
         attn = 12 * vc.depth * vc.width * n_patch * n_patch
-        return 6 * (stem + blocks * n_patch + proj * self.tokens_per_image) + attn
+        return 6 * (stem + blocks * n_patch + per_token * self.tokens_per_image + once) + attn
 
     def flops_per_token(self, seq_len: int | None = None, image_token_frac: float = 0.0) -> float:
         """Decoder FLOPs per token, plus the vision tower's cost spread over the image tokens when a
