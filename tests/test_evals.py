@@ -326,6 +326,41 @@ def test_factuality_by_category(tmp_path):
     assert base["exact_match"] == pytest.approx(2 / 3, abs=1e-3)
 
 
+class DistractedLM(ScriptedLM):
+    """Knows its facts only when asked first: after a picture turn it describes shapes."""
+
+    def generate(self, conversations, max_tokens=64, temperature=0.0, stop=None):
+        self.asked = list(conversations)
+        first = super().generate([c[-1:] for c in conversations], max_tokens, temperature, stop)
+        return [out if len(c) == 1 else "Three shapes: circles." for c, out in zip(conversations, first)]
+
+
+def test_factuality_after_a_picture(tmp_path):
+    """With prefaces, each question is asked again after a picture turn (cycling through them) and scored
+    on its own; base-model prompts have no turns, so they get no second pass."""
+    path = tmp_path / "factuality.jsonl"
+    rows = [{"question": "Capital of Varo?", "answer": "Lumen", "category": "geography"},
+            {"question": "Colour of zanthium?", "answer": "red", "category": "chemistry"},
+            {"question": "Capital of Kira?", "answer": "Habo", "category": "geography"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    pic = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}},
+                                       {"type": "text", "text": "How many shapes?"}]}
+    prefaces = [[pic, {"role": "assistant", "content": n}] for n in ("two", "three")]
+    lm = DistractedLM({"Capital of Varo?": "Lumen", "Colour of zanthium?": "red", "Capital of Kira?": "Habo"})
+    res = factuality.evaluate(lm, path, chat=True, prefaces=prefaces)
+    s = res["summary"]
+    assert s["contains"] == 1.0 and s["contains_after_picture"] == 0.0
+    assert s["by_category"]["geography"]["contains_after_picture"] == 0.0
+    assert [it["preface"] for it in res["items"]] == [0, 1, 0]
+    asked = lm.asked[3:]
+    assert [c[:2] for c in asked] == [prefaces[0], prefaces[1], prefaces[0]]
+    assert [c[-1]["content"] for c in asked] == [r["question"] for r in rows]
+    plain = ScriptedLM({"Capital of Varo?": "Lumen"})
+    assert factuality.evaluate(plain, path, chat=True, prefaces=prefaces)["summary"]["contains_after_picture"] == pytest.approx(1 / 3, abs=1e-3)
+    base = factuality.evaluate(lm, path, chat=False, prefaces=prefaces)
+    assert "contains_after_picture" not in base["summary"] and base["config"]["prefaces"] == 0
+
+
 def make_png(path: Path, colour=(255, 0, 0)) -> None:
     from PIL import Image
 
@@ -452,6 +487,26 @@ def test_run_suite_writes_every_result(tmp_path):
     assert "mc1_chat" not in summaries["truthfulqa"]  # base stage: no chat format
     chat = suite.report_tasks(world, chat=True, images=True)
     assert ("truthfulqa", world / "truthfulqa" / "mc_task.json") in chat
+
+
+def test_suite_asks_factuality_after_the_worlds_pictures(tmp_path):
+    """A chat model that takes images also answers the factuality questions after a picture turn drawn from
+    the world's image QA file, its image inlined; a text-only model or a base-model prompt does not."""
+    world = make_world(tmp_path / "world")
+    make_png(world / "images" / "qa" / "0.png")
+    (world / "image_qa").mkdir()
+    (world / "image_qa" / "image_qa.jsonl").write_text(json.dumps(
+        {"images": ["images/qa/0.png"], "question": "What colour is it?", "answer": "red", "task": "colour"}))
+    fact = world / "factuality" / "factuality.jsonl"
+    lm = DistractedLM({"Capital of Varo?": "Lumen"})
+    s = suite.run_task(lm, "factuality", fact, chat=True)["summary"]
+    assert s["contains"] == 1.0 and s["contains_after_picture"] == 0.0
+    turn = lm.asked[1]
+    assert turn[0]["content"][0]["image_url"]["url"].startswith("data:image/png")
+    assert turn[1] == {"role": "assistant", "content": "red"}
+    assert "contains_after_picture" not in suite.run_task(lm, "factuality", fact, chat=False)["summary"]
+    blind = ScriptedLM({"Capital of Varo?": "Lumen"}, supports_images=False)
+    assert "contains_after_picture" not in suite.run_task(blind, "factuality", fact, chat=True)["summary"]
 
 
 def test_task_specs(tmp_path):

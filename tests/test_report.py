@@ -106,6 +106,10 @@ def test_full_report_sections_figures_and_escaping(run_dir, built):
     assert "step right" in md and "| chart\\_largest | 0.0% | – |" in md and "| colour | 0.0% | –" not in md
     # the image table sets each task beside its majority answer (the one colour item: 100%)
     assert "majority answer" in md and "| colour | 100.0% |" in md and "after a picture" in md
+    # factuality: the post-trained model (it takes images) also answered each question after a picture
+    fact = md.split("## Factuality by category", 1)[1]
+    header = next(line for line in fact.splitlines() if line.startswith("| category"))
+    assert header.count("after a picture") == 1
     # the model card reads summary.json and run.json
     assert "4M" in md and "5m 00s" in md and "x86\\_64" in md
 

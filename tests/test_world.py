@@ -277,17 +277,48 @@ def test_image_conversations_follow_the_task_weights(world):
 
 
 def test_image_conversations_of_one_and_two_turns(world):
-    """Some image conversations ask about a second picture in a second turn; each turn's reply is trained."""
+    """Some image conversations ask about a second picture in a second turn, and some go on with a question
+    in words only (a fact or a sum); each turn's reply is trained."""
     root, _, _ = world
     convs = [c for c in readers.read_jsonl(root / "chat/sft.jsonl") if c["meta"]["kind"] == "image"]
     turns = Counter(len(c["meta"]["tasks"]) for c in convs)
     assert set(turns) == {1, 2}
+    assert {c["meta"].get("then") for c in convs} == {None, "fact", "arith"}
     for c in convs:
         msgs = [m for m in c["messages"] if m["role"] != "system"]
-        assert [m["role"] for m in msgs] == ["user", "assistant"] * len(c["meta"]["tasks"])
+        pictures = len(c["meta"]["tasks"])
+        then = "then" in c["meta"]
+        assert [m["role"] for m in msgs] == ["user", "assistant"] * (pictures + then)
         assert all(isinstance(m["content"], list) and m["content"][0]["type"] == "image_url"
-                   for m in msgs[::2])
+                   for m in msgs[:2 * pictures:2])
+        if then:
+            assert isinstance(msgs[-2]["content"], str) and msgs[-1]["content"]
         assert c["meta"]["task"] == c["meta"]["tasks"][0]
+
+
+def test_text_turns_after_pictures_leave_the_pictures_unchanged(monkeypatch):
+    """The text-only turns after image conversations draw from their own generator: switching them off gives
+    the same pictures, questions and replies, only without the extra turns."""
+    import random
+
+    from tinygpt4.world import chat
+    from tinygpt4.world.config import WorldConfig
+    from tinygpt4.world.entities import make_world
+
+    cfg = WorldConfig.make(seed=3, scale="tiny")
+    w = make_world(cfg)
+
+    def image_convs():
+        writer = chat.ChatWriter(w, cfg, random.Random("images"))
+        return writer.image_conversations(40, lambda img: hashlib.sha1(img.tobytes()).hexdigest())
+
+    with_text = image_convs()
+    monkeypatch.setattr(chat, "IMAGE_THEN_TEXT", 0.0)
+    without = image_convs()
+    assert len(with_text) == len(without) and any("then" in c["meta"] for c in with_text)
+    for a, b in zip(with_text, without):
+        assert a["messages"][:len(b["messages"])] == b["messages"]
+        assert len(a["messages"]) == len(b["messages"]) + 2 * ("then" in a["meta"])
 
 
 def test_chart_replies_name_the_tallest_bar_from_the_question(world):

@@ -8,6 +8,10 @@ is normalised (NFKC, case, punctuation, articles) and scored two ways against th
 A chat model is asked through its chat template; a base model gets a plain-text prompt in the style of the
 question-and-answer pages of its corpus ("Q: <question>\\nA:", localised) and its continuation is cut at
 the end of the line.
+
+Given `prefaces` (finished conversation turns, e.g. a picture, its question and answer), a chat model is also
+asked every question after one of them (`*_after_picture`): a multimodal model should answer a text question
+in a conversation that began with an image as it would alone.
 """
 
 from __future__ import annotations
@@ -51,42 +55,50 @@ def evaluate(
     chat: bool = True,
     max_tokens: int = 32,
     limit: int | None = None,
+    prefaces: list[list[dict]] | None = None,
 ) -> dict:
     items = load_items(path)[:limit]
+    prefaces = prefaces if chat and prefaces else None
     config = {"path": str(path), "prompt": "chat" if chat else QA_TEMPLATES, "max_tokens": max_tokens,
-              "limit": limit, "model": getattr(lm, "name", None),
+              "limit": limit, "model": getattr(lm, "name", None), "prefaces": len(prefaces or []),
               "metrics": {"exact_match": f"normalised {GRADED_SPAN} == normalised reference",
                           "contains": f"normalised reference within {GRADED_SPAN}"}}
     t0 = time.perf_counter()
     try:
         if chat:
-            outputs = lm.generate([[{"role": "user", "content": it["question"]}] for it in items],
-                                  max_tokens=max_tokens)
+            convs = [[{"role": "user", "content": it["question"]}] for it in items]
+            if prefaces:
+                convs += [prefaces[i % len(prefaces)] + c for i, c in enumerate(convs)]
+            outputs = lm.generate(convs, max_tokens=max_tokens)
         else:
             outputs = lm.complete([qa_prompt(it["question"], it["lang"]) for it in items], max_tokens=max_tokens,
                                   stop=["\n"])
     except Unsupported as e:
         return unsupported(task, config, str(e))
     wall = time.perf_counter() - t0
-    for it, out in zip(items, outputs):
-        it["output"] = out
-        it["exact_match"] = exact_match(out, it["answer"])
-        it["contains"] = contains_answer(out, it["answer"])
     n = len(items)
-    summary = {
-        "n": n,
-        "exact_match": sum(it["exact_match"] for it in items) / n if n else None,
-        "contains": sum(it["contains"] for it in items) / n if n else None,
-        "by_category": _by(items, "category"),
-        "by_lang": _by(items, "lang"),
-        "wall_s": wall,
-    }
+    for i, it in enumerate(items):
+        it["output"] = outputs[i]
+        it["exact_match"] = exact_match(outputs[i], it["answer"])
+        it["contains"] = contains_answer(outputs[i], it["answer"])
+        if prefaces:
+            it["preface"] = i % len(prefaces)
+            it["output_after_picture"] = outputs[n + i]
+            it["exact_match_after_picture"] = exact_match(outputs[n + i], it["answer"])
+            it["contains_after_picture"] = contains_answer(outputs[n + i], it["answer"])
+    summary = {"n": n, **_scores(items), "by_category": _by(items, "category"), "by_lang": _by(items, "lang"),
+               "wall_s": wall}
     return result(task, config, rounded(summary), items)
+
+
+def _scores(items: list[dict]) -> dict:
+    keys = [k for k in ("exact_match", "contains", "exact_match_after_picture", "contains_after_picture")
+            if items and k in items[0]]
+    return {k: (sum(it[k] for it in items) / len(items) if items else None) for k in keys or ("exact_match", "contains")}
 
 
 def _by(items: list[dict], key: str) -> dict[str, dict]:
     groups: dict[str, list[dict]] = {}
     for it in items:
         groups.setdefault(str(it[key]), []).append(it)
-    return {g: {"n": len(v), "exact_match": sum(it["exact_match"] for it in v) / len(v),
-                "contains": sum(it["contains"] for it in v) / len(v)} for g, v in sorted(groups.items())}
+    return {g: {"n": len(v), **_scores(v)} for g, v in sorted(groups.items())}

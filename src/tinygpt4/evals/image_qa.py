@@ -72,6 +72,16 @@ def messages_after(item: dict, earlier: dict) -> list[dict]:
     return messages_for(earlier) + [{"role": "assistant", "content": earlier["answer"]}] + messages_for(item)
 
 
+def picture_turns(path: str | Path, n: int = 16) -> list[list[dict]]:
+    """n finished picture turns (the picture and its question, then the reference answer), spread over the
+    file's tasks, images inlined: the conversations other evaluations ask a text question after."""
+    items = load_items(path)
+    picked = items[::max(1, len(items) // n)][:n]
+    roots = search_roots(path)
+    return [inline_images(messages_for(it) + [{"role": "assistant", "content": it["answer"]}], roots, str(path))
+            for it in picked]
+
+
 def load_items(path: str | Path) -> list[dict]:
     from tinygpt4.data.readers import read_jsonl
 

@@ -9,7 +9,7 @@ the world folder:
     mmlu           multiple choice on any MMLU-layout folder            (PATH required)
     calibration    ECE / Brier / reliability of multiple choice         world/exams/en/
     truthfulqa     MC1 / MC2, 0-shot, 5-shot (+ chat for chat models)   world/truthfulqa/mc_task.json
-    factuality     generation, exact match by category                  world/factuality/factuality.jsonl
+    factuality     generation, exact match by category; after a picture world/factuality/factuality.jsonl
     image_qa       per task, alone and after a picture; blind, majority world/image_qa/image_qa.jsonl
     followup       with vs without the earlier turns                    world/followup/followup.jsonl
     bpb            held-out bits per byte                               world/heldout/heldout.jsonl
@@ -40,7 +40,7 @@ DEFAULT_PATHS = {
 HEADLINES = {
     "exams": ("acc_cloze", "acc_letter"), "mmlu": ("acc_cloze", "acc_letter"),
     "calibration": ("ece_width_letter", "ece_width_cloze"), "truthfulqa": ("mc1_0shot", "mc1_5shot", "mc1_chat"),
-    "factuality": ("exact_match",), "image_qa": ("acc", "acc_after_turn", "acc_blind"),
+    "factuality": ("exact_match", "exact_match_after_picture"), "image_qa": ("acc", "acc_after_turn", "acc_blind"),
     "followup": ("acc_with_context", "acc_standalone"), "bpb": ("bpb",),
 }
 
@@ -88,6 +88,15 @@ def resolve(name: str, path: str | None, world_dir: str | Path | None) -> list[t
     return [(name, world / DEFAULT_PATHS[fam])]
 
 
+def _prefaces(lm: LanguageModel, path: str | Path, chat: bool) -> list[list[dict]] | None:
+    """Picture turns from the world's image QA file beside the factuality folder, for a chat model that
+    takes images (factuality then also scores each question asked after a picture)."""
+    pictures = Path(path).resolve().parent.parent / DEFAULT_PATHS["image_qa"]
+    if chat and getattr(lm, "supports_images", False) and pictures.is_file():
+        return image_qa.picture_turns(pictures)
+    return None
+
+
 def run_task(
     lm: LanguageModel,
     name: str,
@@ -109,7 +118,7 @@ def run_task(
         formats = ("0shot", "5shot", "chat") if chat else ("0shot", "5shot")
         return truthfulqa.evaluate(lm, path, task=name, formats=formats, limit=limit)
     if fam == "factuality":
-        return factuality.evaluate(lm, path, task=name, chat=chat, limit=limit)
+        return factuality.evaluate(lm, path, task=name, chat=chat, limit=limit, prefaces=_prefaces(lm, path, chat))
     if fam == "image_qa":
         return image_qa.evaluate(lm, path, task=name, limit=limit)
     if fam == "followup":

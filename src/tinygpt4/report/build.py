@@ -419,15 +419,22 @@ class ReportBuilder:
                "Japanese and Korean); 'exact': the first line is exactly the reference. Base models are "
                "prompted in the style of the corpus's Q/A pages, chat models through the chat template.")
         cats = sorted({c for s in stages for c in run.task(s, "factuality")["summary"].get("by_category", {})})
+        # a chat model that takes images is also asked each question after a picture turn
+        metrics = {s: ["contains", "exact_match"] + (["contains_after_picture"] if "contains_after_picture" in
+                   run.task(s, "factuality")["summary"] else []) for s in stages}
+        names = {"contains": "contains", "exact_match": "exact", "contains_after_picture": "after a picture"}
         rows = []
         for c in cats + ["all"]:
             row = [c]
             for s in stages:
                 summ = run.task(s, "factuality")["summary"]
                 cell = summ if c == "all" else summ.get("by_category", {}).get(c, {})
-                row += [pct(cell.get("contains")), pct(cell.get("exact_match"))]
+                row += [pct(cell.get(m)) for m in metrics[s]]
             rows.append(row)
-        self.table(["category"] + [f"{stage_label(s)} {m}" for s in stages for m in ("contains", "exact")], rows)
+        self.table(["category"] + [f"{stage_label(s)} {names[m]}" for s in stages for m in metrics[s]], rows)
+        if any("contains_after_picture" in m for m in metrics.values()):
+            self.p("'after a picture': the same question asked as the second user turn, after a picture, its "
+                   "question and the reference answer from the image benchmark ('contains').")
         show = [s for s in stages if s == "base"] + ([self.post_stage("factuality")] if self.post_stage("factuality") else [])
         series = {stage_label(s): [run.task(s, "factuality")["summary"].get("by_category", {}).get(c, {}).get("contains")
                                    for c in cats] for s in show}
