@@ -40,7 +40,7 @@ DEFAULT_PATHS = {
 HEADLINES = {
     "exams": ("acc_cloze", "acc_letter"), "mmlu": ("acc_cloze", "acc_letter"),
     "calibration": ("ece_width_letter", "ece_width_cloze"), "truthfulqa": ("mc1_0shot", "mc1_5shot", "mc1_chat"),
-    "factuality": ("exact_match", "exact_match_after_picture"), "image_qa": ("acc", "acc_after_turn", "acc_blind"),
+    "factuality": ("contains", "contains_after_picture"), "image_qa": ("acc", "acc_after_turn", "acc_blind"),
     "followup": ("acc_with_context", "acc_standalone"), "bpb": ("bpb",),
 }
 
