@@ -91,10 +91,13 @@ def evaluate(
     return result(task, config, rounded(summary), items)
 
 
+SCORES = ("exact_match", "contains", "exact_match_after_picture", "contains_after_picture")
+
+
 def _scores(items: list[dict]) -> dict:
-    keys = [k for k in ("exact_match", "contains", "exact_match_after_picture", "contains_after_picture")
-            if items and k in items[0]]
-    return {k: (sum(it[k] for it in items) / len(items) if items else None) for k in keys or ("exact_match", "contains")}
+    if not items:
+        return {"exact_match": None, "contains": None}
+    return {k: sum(it[k] for it in items) / len(items) for k in SCORES if k in items[0]}
 
 
 def _by(items: list[dict], key: str) -> dict[str, dict]:
