@@ -67,9 +67,14 @@ def earlier_item(i: int, n: int) -> int:
     return (i + n // 2) % n
 
 
+def answered_turn(item: dict) -> list[dict]:
+    """item's picture and question, then its reference answer: a finished turn to ask something after."""
+    return messages_for(item) + [{"role": "assistant", "content": item["answer"]}]
+
+
 def messages_after(item: dict, earlier: dict) -> list[dict]:
     """item's question as the second turn, after earlier's question and its reference answer."""
-    return messages_for(earlier) + [{"role": "assistant", "content": earlier["answer"]}] + messages_for(item)
+    return answered_turn(earlier) + messages_for(item)
 
 
 def picture_turns(path: str | Path, n: int = 16) -> list[list[dict]]:
@@ -78,8 +83,7 @@ def picture_turns(path: str | Path, n: int = 16) -> list[list[dict]]:
     items = load_items(path)
     picked = items[::max(1, len(items) // n)][:n]
     roots = search_roots(path)
-    return [inline_images(messages_for(it) + [{"role": "assistant", "content": it["answer"]}], roots, str(path))
-            for it in picked]
+    return [inline_images(answered_turn(it), roots, str(path)) for it in picked]
 
 
 def load_items(path: str | Path) -> list[dict]:
