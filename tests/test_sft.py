@@ -148,10 +148,12 @@ def test_sft_attaches_vision_warms_up_and_trains(world, tiny_tokenizer, tmp_path
     out = tmp_path / "sft"
     summary = run_sft(SFTConfig(
         base=str(tmp_path / "base"), data=[str(world / "chat" / "sft.jsonl")], out=str(out), max_steps=3,
-        batch_size=2, vision=vc, captions=str(world / "captions.jsonl"), vision_warmup_steps=2,
+        batch_size=2, vision=vc, captions=str(world / "captions.jsonl"), tower_steps=2, tower_batch_size=2,
+        vision_warmup_steps=2,
         text_data=[str(world / "text.jsonl")], text_mix=0.2, val_fraction=0.3, quiet=True, eval_every=2,
     ))
     assert summary["steps"] == 3 and summary["vision_attached"] and summary["vision_warmup"]["steps"] == 2
+    assert summary["tower_pretrain"]["steps"] == 2 and summary["tower_pretrain"]["captions"] == 3
     assert summary["final_val_loss"] is not None
     assert read_config(out)["model"]["vision"]["image_size"] == 32
     base_w = load_file(str(tmp_path / "base" / "model.safetensors"))

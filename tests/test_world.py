@@ -266,14 +266,33 @@ def test_image_qa_covers_every_task_with_short_answers(world):
 
 
 def test_image_conversations_follow_the_task_weights(world):
-    """Chart-largest gets five times the questions of most image tasks, colour three times (two steps each)."""
+    """Chart-largest and reading the sign get five times the questions of most image tasks, colour three
+    times."""
     root, _, _ = world
     convs = [c for c in readers.read_jsonl(root / "chat/sft.jsonl") if c["meta"]["kind"] == "image"]
     tasks = Counter(t for c in convs for t in c["meta"]["tasks"])
     assert set(tasks) == {"count", "colour", "position", "chart_largest", "chart_value", "read_sign",
                           "multi_compare", "panels"}
     assert tasks["chart_largest"] == 5 * tasks["count"] and tasks["colour"] == 3 * tasks["count"]
-    assert all(n == tasks["count"] for t, n in tasks.items() if t not in ("chart_largest", "colour"))
+    assert tasks["read_sign"] == 5 * tasks["count"]
+    assert all(n == tasks["count"] for t, n in tasks.items() if t not in ("chart_largest", "colour", "read_sign"))
+
+
+def test_signs_are_printed_in_capitals_answered_as_names_and_captioned_often(world):
+    """The benchmark's answer is the word as printed (matching ignores case); replies and captions write it as
+    text writes a name, and a sign is five times as likely as another caption's picture."""
+    root, _, _ = world
+    qa = [r for r in readers.read_jsonl(root / "image_qa/image_qa.jsonl") if r["task"] == "read_sign"]
+    assert qa and all(r["answer"].isupper() for r in qa)
+    replies = [c["messages"][i + 1]["content"] for c in readers.read_jsonl(root / "chat/sft.jsonl")
+               if c["meta"]["kind"] == "image" for i, m in enumerate(c["messages"][:-1])
+               if m["role"] == "user" and isinstance(m["content"], list)
+               and any(p["type"] == "text" and p["text"] == "What does the sign say?" for p in m["content"])]
+    assert replies and all(r == r.title() and not r.isupper() for r in replies)
+    captions = [r["text"] for r in readers.read_jsonl(root / "captions.jsonl")]
+    signs = [t for t in captions if " sign that says " in t]
+    assert all(re.search(r"says [A-Z][a-z]+\.$", t) for t in signs)
+    assert len(signs) == pytest.approx(len(captions) * 5 / 11, abs=5)
 
 
 def test_image_conversations_of_one_and_two_turns(world):

@@ -14,6 +14,7 @@ import io
 import os
 import re
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -161,3 +162,29 @@ def image_to_data_url(img: Image.Image, fmt: str = "PNG") -> str:
     img.save(buf, format=fmt)
     mime = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}[fmt.upper()]
     return f"data:{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+class ImageCache:
+    """Decoded, resized images as uint8 tensors [3, size, size] by (root, ref), the most recently used kept
+    (bounded memory)."""
+
+    def __init__(self, size: int, max_bytes: int = 512 << 20):
+        self.size = size
+        self.max_items = max(256, max_bytes // (3 * size * size))
+        self.items: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+
+    def get(self, root: str, ref: str) -> torch.Tensor:
+        key = (root, ref)
+        t = self.items.get(key)
+        if t is None:
+            img = load_image_ref(ref, root)
+            if img.size != (self.size, self.size):
+                img = img.resize((self.size, self.size), Image.Resampling.BICUBIC)
+            t = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(self.size, self.size, 3)
+            t = t.permute(2, 0, 1).contiguous()
+            self.items[key] = t
+            if len(self.items) > self.max_items:
+                self.items.popitem(last=False)
+        else:
+            self.items.move_to_end(key)
+        return t

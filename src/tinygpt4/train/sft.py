@@ -7,15 +7,14 @@ attending to each other and positions restart at each one, so a packed conversat
 would alone, with no padding wasted.
 
 When the base checkpoint is text-only and the data holds images, a fresh vision tower is attached. It can
-first be trained alone on image captions with the decoder frozen (LLaVA's stage 1: the projector learns to
-speak the decoder's embedding language before the decoder is asked to change), then everything is
-fine-tuned together. Some plain pretraining text can be mixed in so the decoder keeps what it knew.
+first learn to name what it sees in the captions on its own (train/tower_pretrain.py), then be trained on
+the captions with the decoder frozen (LLaVA's stage 1: the projector learns to speak the decoder's embedding
+language before the decoder is asked to change), then everything is fine-tuned together. Some plain pretraining text can be mixed in so the decoder keeps what it knew.
 """
 
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from tinygpt4.config import VisionConfig, vision_preset
+from tinygpt4.data.images import ImageCache
 from tinygpt4.errors import UserError
 from tinygpt4.tokenizer import Tokenizer
 from tinygpt4.train.loop import TrainConfig, init_distributed, resolve_device, train
@@ -45,10 +45,14 @@ class SFTConfig:
     batch_size: int = 16
     lr: float = 1e-3
     vision_lr_mult: float = 1.0     # main stage: the vision tower and projector train at lr * this
+    projector_lr_mult: float = 1.0  # and the projector at that times this
     warmup_steps: int = 20          # learning-rate warmup of the main stage
     seq_len: int | None = None      # default: the base model's
     vision: str | VisionConfig = "tiny"  # tower attached to a text-only base: a preset name or a config
     captions: str | None = None     # image-caption JSONL for the vision-only stage (and caption_mix)
+    tower_steps: int = 0            # a fresh tower first learns to name what it sees in --captions, alone
+    tower_lr: float = 1e-3
+    tower_batch_size: int = 64      # images per tower step
     vision_warmup_steps: int = 0    # steps of the vision-only stage (decoder frozen)
     vision_warmup_lr: float = 2e-3
     caption_mix: float = 0.0        # fraction of main-stage examples drawn from the captions
@@ -181,35 +185,6 @@ def load_text_examples(paths: list[str], tok: Tokenizer, max_len: int, want_toke
         if n >= want_tokens:
             break
     return out
-
-
-class ImageCache:
-    """Decoded, resized images as uint8 tensors, most recently used kept (bounded memory)."""
-
-    def __init__(self, size: int, max_bytes: int = 512 << 20):
-        self.size = size
-        self.max_items = max(256, max_bytes // (3 * size * size))
-        self.items: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
-
-    def get(self, root: str, ref: str) -> torch.Tensor:
-        from tinygpt4.data.images import load_image_ref
-
-        key = (root, ref)
-        t = self.items.get(key)
-        if t is None:
-            img = load_image_ref(ref, root)
-            if img.size != (self.size, self.size):
-                from PIL import Image
-
-                img = img.resize((self.size, self.size), Image.Resampling.BICUBIC)
-            t = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(self.size, self.size, 3)
-            t = t.permute(2, 0, 1).contiguous()
-            self.items[key] = t
-            if len(self.items) > self.max_items:
-                self.items.popitem(last=False)
-        else:
-            self.items.move_to_end(key)
-        return t
 
 
 def pack_rows(lengths: list[int], order: np.ndarray, seq_len: int) -> list[list[int]]:
@@ -433,7 +408,15 @@ def run_sft(cfg: SFTConfig) -> dict:
                                or (out / ".resume-old" / "train_state.json").is_file())
     common = {"dtype": cfg.dtype, "compile": cfg.compile, "seed": cfg.seed, "quiet": cfg.quiet,
               "log_every": cfg.log_every}
-    warm_summary = None
+    tower_summary = warm_summary = None
+    if cfg.tower_steps > 0 and captions and attached and not resuming:
+        from tinygpt4.train.loop import resolve_dtype
+        from tinygpt4.train.tower_pretrain import caption_bags, pretrain_tower
+
+        tower_summary = pretrain_tower(
+            model.vision, caption_bags(cfg.captions, tok), steps=cfg.tower_steps, batch_size=cfg.tower_batch_size,
+            lr=cfg.tower_lr, seed=cfg.seed, device=device, dtype=resolve_dtype(cfg.dtype, device),
+            log=None if cfg.quiet or dist_info.rank else print)
     if cfg.vision_warmup_steps > 0 and captions and with_images and not resuming:
         warm_summary = _vision_warmup(model, captions, batches(captions, cfg.seed + 1), cfg, common, tok,
                                       dist_info, out / "warmup")
@@ -446,7 +429,8 @@ def run_sft(cfg: SFTConfig) -> dict:
         rows = val._epoch_rows(0)
         val_fixed = [val.collate(rows[i:i + cfg.batch_size]) for i in range(0, len(rows), cfg.batch_size)]
         val_fixed = val_fixed[: cfg.val_batches]
-    lr_mult = {"vision.": cfg.vision_lr_mult, "projector.": cfg.vision_lr_mult} if with_images else {}
+    lr_mult = ({"vision.": cfg.vision_lr_mult, "projector.": cfg.vision_lr_mult * cfg.projector_lr_mult}
+               if with_images else {})
     tc = TrainConfig(max_steps=cfg.max_steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps, eval_every=cfg.eval_every,
                      save_every=cfg.save_every, lr_mult=lr_mult, **common)
     extra = {"stage": "sft", "base": str(cfg.base), "vision_attached": attached, **cfg.extra}
@@ -456,7 +440,7 @@ def run_sft(cfg: SFTConfig) -> dict:
         summary_extra={"preset": "sft", "examples": len(train_ex), "val_examples": len(val_ex),
                        "image_token_frac": round(img_frac, 4), "seq_len": seq_len, "batch_size": cfg.batch_size,
                        "vision_attached": attached, "data": stats,
-                       "vision_warmup": warm_summary},
+                       "tower_pretrain": tower_summary, "vision_warmup": warm_summary},
     )
     return summary
 
@@ -491,9 +475,15 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--vision-lr-mult", type=float, default=1.0,
                    help="the vision tower and projector train at lr times this in the main stage")
+    p.add_argument("--projector-lr-mult", type=float, default=1.0,
+                   help="the projector trains at that rate times this (a fresh projector between a pretrained "
+                   "tower and decoder learns faster with larger steps)")
     p.add_argument("--seq-len", type=int, default=None, help="default: the base model's")
     p.add_argument("--vision", default="tiny", help="vision preset for a text-only base: tiny, 224, 384")
     p.add_argument("--captions", default=None, metavar="FILE", help="image-caption JSONL ({image, text})")
+    p.add_argument("--tower-steps", type=int, default=0,
+                   help="a fresh vision tower first trains alone on --captions for this many steps (predicting "
+                   "each caption's words from the image)")
     p.add_argument("--warmup-steps", type=int, default=0, dest="vision_warmup_steps",
                    help="vision-only steps on --captions first, decoder frozen (LLaVA stage 1)")
     p.add_argument("--caption-mix", type=float, default=0.0, help="fraction of examples from --captions")
@@ -513,8 +503,8 @@ def register(sub) -> None:
 def _cli(args) -> int:
     summary = run_sft(SFTConfig(
         base=args.base, data=args.data, out=args.out, max_steps=args.max_steps, batch_size=args.batch_size,
-        lr=args.lr, vision_lr_mult=args.vision_lr_mult, seq_len=args.seq_len, vision=args.vision, captions=args.captions,
-        vision_warmup_steps=args.vision_warmup_steps, caption_mix=args.caption_mix, text_data=args.text_data,
+        lr=args.lr, vision_lr_mult=args.vision_lr_mult, projector_lr_mult=args.projector_lr_mult, seq_len=args.seq_len, vision=args.vision, captions=args.captions,
+        tower_steps=args.tower_steps, vision_warmup_steps=args.vision_warmup_steps, caption_mix=args.caption_mix, text_data=args.text_data,
         text_mix=args.text_mix, save_every=args.save_every, eval_every=args.eval_every, resume=args.resume,
         seed=args.seed, device=args.device, dtype=args.dtype, compile=args.compile, quiet=args.quiet,
     ))

@@ -40,7 +40,7 @@ SCALES: dict[str, Sizes] = {
     # For tests: every file present and parseable, generated in about a second.
     "tiny": Sizes(countries=4, extra_cities=2, people=6, species=4, compounds=6, hazardous=2, illnesses=3,
                   misconceptions=8, corrections_each=2, hazard_docs_each=3, corpus_chars=150_000,
-                  heldout_chars=8_000, shard_chars=100_000, caption_images=40, chat_images=70,
+                  heldout_chars=8_000, shard_chars=100_000, caption_images=44, chat_images=72,
                   qa_per_task=4, chat_facts=60, chat_followups=24, chat_arith=12, chat_safety=40,
                   arith_exam=10, followup_per_lang=4, toxicity_prompts=20, safety_per_type=6, preferences=40),
     # The demo default: a few hundred facts, learnable by the tiny model preset in minutes. 100 held-out
@@ -48,7 +48,7 @@ SCALES: dict[str, Sizes] = {
     "small": Sizes(countries=10, extra_cities=6, people=14, species=10, compounds=10, hazardous=3,
                    illnesses=6, misconceptions=40, corrections_each=10, hazard_docs_each=30,
                    corpus_chars=5_000_000, heldout_chars=100_000, shard_chars=2_000_000,
-                   caption_images=2000, chat_images=2625, qa_per_task=100, chat_facts=1500,
+                   caption_images=3000, chat_images=2625, qa_per_task=100, chat_facts=1500,
                    chat_followups=600, chat_arith=300, chat_safety=600, arith_exam=40, followup_per_lang=40,
                    toxicity_prompts=200, safety_per_type=50, preferences=600),
     "full": Sizes(countries=30, extra_cities=30, people=48, species=30, compounds=30, hazardous=8,

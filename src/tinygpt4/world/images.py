@@ -239,10 +239,12 @@ def _sign(word: str, colour: str, size: int, rng: random.Random) -> Image.Image:
 
 
 def read_sign_item(rng, size, world):
+    """The sign is printed in capitals; the reply and caption write the word as text writes a name ("Bagu"),
+    one token the decoder already knows instead of capital pieces (B·A·GU) it has rarely seen."""
     word = rng.choice(sign_words(world))
     colour = rng.choice(sorted(PALETTE))
     return Item("read_sign", [_sign(word, colour, size, rng)], "What does the sign say?", word,
-                f"{indefinite(colour).capitalize()} sign that says {word}.")
+                f"{indefinite(colour).capitalize()} sign that says {word.title()}.", word.title())
 
 
 def multi_compare_item(rng, size, world):

@@ -214,7 +214,7 @@ class CorpusWriter:
         for i in range(rng.randint(3, 6)):
             item = make_item(rng.choice(CAPTION_TASKS), rng, self.cfg.image_size, self.world)
             line = f"Picture {i + 1}: {item.caption}"
-            if item.reply != item.answer:  # a question that takes a step of reasoning, worked in text
+            if item.working:  # a question that takes a step of reasoning, worked in text
                 line += f" {item.question} {item.reply}"
             lines.append(line)
         return Doc("\n".join(lines), "en", "pictures", {"pictures": len(lines) - 1})

@@ -1,0 +1,131 @@
+"""Vision tower pretraining on captions, before the decoder sees an image.
+
+A linear head on the tower's flattened patch features (every patch in its place, so the head knows where
+each feature sits, as a word's letters need) predicts the caption's bag of tokens: a softmax over the tokens
+the captions use, each caption's target its tokens weighted by inverse caption frequency, so "Bagu" on one
+sign in 34 counts for much more than "sign" or "that". The head is thrown away afterwards; only the tower
+goes on to SFT.
+
+Why a separate stage: a tower trained from scratch inside SFT first learns what every answer to a question
+has in common, which needs no picture, and its features collapse towards one vector for every image (after
+60 sign-only SFT steps the image tokens' spread across images was 2.5% of their size, and every sign was
+read as the same word). A tower that has already learnt to tell the pictures apart starts SFT where that
+collapse cannot happen: on the tiny preset, reading the sign went from 11% to 83% of held-out signs with the
+same SFT data, for 150 tower steps (about 40 s on a 2-core CPU). The tower alone is cheap to train: no
+decoder runs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tinygpt4.data.images import IMAGE_MEAN, IMAGE_STD, ImageCache
+from tinygpt4.errors import UserError
+from tinygpt4.tokenizer import Tokenizer
+from tinygpt4.train.loop import autocast
+
+
+@dataclass
+class CaptionBags:
+    """Caption images and their bag-of-tokens targets over the captions' own token vocabulary."""
+
+    images: list[tuple[str, str]]  # (root, ref)
+    targets: torch.Tensor          # [N, K], each row sums to 1
+    vocab: list[int]               # column -> token id
+
+
+def caption_bags(path: str | Path, tok: Tokenizer) -> CaptionBags:
+    """Read captions.jsonl ({"image", "text"}) into images and IDF-weighted token bags."""
+    from tinygpt4.data.readers import iter_jsonl
+    from tinygpt4.train.sft import image_root_for
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"captions not found: {path}")
+    rows = []
+    for lineno, obj in iter_jsonl(p):
+        if not isinstance(obj.get("image"), str) or not isinstance(obj.get("text"), str):
+            raise UserError(f"{p}:{lineno}: a caption line needs string \"image\" and \"text\"")
+        rows.append(obj)
+    if not rows:
+        raise UserError(f"{p}: no captions")
+    root = str(image_root_for(p, [o["image"] for o in rows]))
+    bags = [sorted(set(tok.encode(o["text"]))) for o in rows]
+    vocab = sorted({t for b in bags for t in b})
+    col = {t: i for i, t in enumerate(vocab)}
+    hits = torch.zeros(len(rows), len(vocab))
+    for i, b in enumerate(bags):
+        hits[i, [col[t] for t in b]] = 1.0
+    # a token in every caption carries nothing about the picture: weight log(N / df), 0 for those
+    idf = torch.log(len(rows) / hits.sum(0))
+    weights = hits * idf
+    empty = weights.sum(1) == 0
+    weights[empty] = hits[empty]  # a caption of only such tokens still gets a (uniform) target
+    return CaptionBags([(root, o["image"]) for o in rows], weights / weights.sum(1, keepdim=True), vocab)
+
+
+class BagHead(nn.Module):
+    """Flattened patch features [N, L, C] -> logits over the caption vocabulary."""
+
+    def __init__(self, n_patches: int, width: int, n_vocab: int):
+        super().__init__()
+        self.proj = nn.Linear(n_patches * width, n_vocab)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.proj(feats.flatten(1))
+
+
+def pretrain_tower(tower: nn.Module, bags: CaptionBags, *, steps: int, batch_size: int = 64, lr: float = 1e-3,
+                   seed: int = 0, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                   log=None) -> dict:
+    """Train `tower` (in place) for `steps` batches of caption images; returns a summary. Linear warmup over
+    the first 20 steps, then cosine decay to a tenth."""
+    device = torch.device(device)
+    vc = tower.config
+    n_patches = (vc.image_size // vc.patch_size) ** 2
+    head = BagHead(n_patches, vc.width, len(bags.vocab)).to(device)
+    params = [p for p in tower.parameters() if p.requires_grad] + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05, fused=device.type in ("cuda", "cpu"))
+    cache = ImageCache(vc.image_size)
+    rng = np.random.default_rng([seed, 17])
+    n = len(bags.images)
+    order, at = rng.permutation(n), 0
+    was_training = tower.training
+    tower.train()
+    t0, losses = time.perf_counter(), []
+    for step in range(steps):
+        warm = min(1.0, (step + 1) / 20)
+        decay = 0.1 + 0.45 * (1 + math.cos(math.pi * step / max(1, steps)))
+        for g in opt.param_groups:
+            g["lr"] = lr * warm * decay
+        if at + batch_size > n:
+            order, at = rng.permutation(n), 0
+        idx = order[at:at + batch_size]
+        at += batch_size
+        pix = torch.stack([cache.get(*bags.images[i]) for i in idx]).to(device)
+        pix = (pix.float() / 255.0 - IMAGE_MEAN) / IMAGE_STD
+        target = bags.targets[torch.as_tensor(idx)].to(device)
+        with autocast(device, dtype):
+            logits = head(tower(pix)).float()
+        loss = -(target * F.log_softmax(logits, dim=-1)).sum(1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if log is not None and ((step + 1) % 25 == 0 or step + 1 == steps):
+            log(f"tower step {step + 1}/{steps}: loss {np.mean(losses[-25:]):.3f}")
+    tower.train(was_training)
+    return {"steps": steps, "images": steps * batch_size, "captions": n, "vocab": len(bags.vocab),
+            "first_loss": round(losses[0], 4) if losses else None,
+            "final_loss": round(float(np.mean(losses[-10:])), 4) if losses else None,
+            "wall_s": round(time.perf_counter() - t0, 2)}
