@@ -43,11 +43,11 @@ def add_images(world: Path) -> None:
         "answer": "Lumen", "standalone": [{"role": "user", "content": "And its capital?"}]}) + "\n", encoding="utf-8")
 
 
-def write_training(stage_dir: Path, params: int, loss0: float) -> None:
+def write_training(stage_dir: Path, params: int, loss0: float, **extra) -> None:
     stage_dir.mkdir(parents=True, exist_ok=True)
     (stage_dir / "summary.json").write_text(json.dumps({
         "params": params, "tokens": 1_200_000, "flops": 3.4e13, "wall_s": 95.0, "final_val_loss": loss0 / 2,
-        "final_val_bpb": 1.1, "device": "cpu"}))
+        "final_val_bpb": 1.1, "device": "cpu", **extra}))
     lines = [json.dumps({"step": s, "loss": loss0 / s, "lr": 1e-3, "tokens": s * 1000, "tok_per_s": 1e4,
                          "elapsed_s": s}) for s in range(1, 30)]
     lines.append(json.dumps({"step": 29, "val_loss": loss0 / 20, "val_bpb": 1.2}))
@@ -64,7 +64,8 @@ def run_dir(tmp_path_factory):
         "preset": "tiny", "seed": 0, "hardware": {"machine": "x86_64"}, "total_wall_s": 400,
         "stages": {"world": {"status": "done", "wall_s": 3.0}, "pretrain": {"status": "done", "wall_s": 300.0}}}))
     write_training(run / "base", 4_000_000, 9.0)
-    write_training(run / "sft", 4_500_000, 3.0)
+    write_training(run / "sft", 4_500_000, 3.0, tower_pretrain={
+        "steps": 250, "images": 16000, "captions": 3000, "first_loss": 4.8, "final_loss": 2.3, "wall_s": 59.0})
     facts = facts_from(GEO) | {"Capital of Varo?": "Lumen", "And its capital?": "Lumen"}
     suite.run_suite(ScriptedLM(facts, knows_letters=False, supports_images=False), world, run / "evals" / "base",
                     "base", log=None)
@@ -112,6 +113,7 @@ def test_full_report_sections_figures_and_escaping(run_dir, built):
     assert header.count("after a picture") == 1
     # the model card reads summary.json and run.json
     assert "4M" in md and "5m 00s" in md and "x86\\_64" in md
+    assert "vision tower trained alone for 250 steps" in md and "16k images from 3k captions" in md
 
 
 def test_report_command_rebuilds_in_place(run_dir, built, capsys):

@@ -253,6 +253,12 @@ class ReportBuilder:
                    "training FLOPs are 6N per token plus attention, as in the Chinchilla and PaLM papers.")
             self.table(["stage", "parameters", "tokens", "training FLOPs", "wall time", "final val loss",
                         "val bits/byte", "device"], rows)
+            tower = (run.summaries.get("sft") or {}).get("tower_pretrain")
+            if isinstance(tower, dict) and tower.get("steps"):
+                self.p(f"Before SFT the fresh vision tower trained alone for {tower['steps']} steps "
+                       f"({si(tower.get('images'))} images from {si(tower.get('captions'))} captions, "
+                       f"{duration(tower.get('wall_s'))}), predicting each caption's words from the picture "
+                       f"(loss {num(tower.get('first_loss'))} to {num(tower.get('final_loss'))}).")
         if stages:
             srows = [[name, duration(info.get("wall_s")), str(info.get("status", ""))]
                      for name, info in stages.items() if isinstance(info, dict)]
