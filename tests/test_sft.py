@@ -181,3 +181,14 @@ def test_sft_cli_reports_bad_data(tmp_path, tiny_tokenizer):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": [{"role": "wizard", "content": "hi"}]}\n')
     assert main(["sft", "--base", str(tmp_path / "base"), "--data", str(bad), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_sft_cli_tower_steps_need_captions(world, tmp_path, tiny_tokenizer, capsys):
+    from tinygpt4.cli import main
+
+    save_model(tmp_path / "base", GPT.build(tiny_model_config(tiny_tokenizer.vocab_size), seed=1), tiny_tokenizer)
+    argv = ["sft", "--base", str(tmp_path / "base"), "--data", str(world / "chat" / "sft.jsonl"),
+            "--out", str(tmp_path / "o"), "--tower-steps", "5"]
+    assert main(argv) == 2
+    assert "--tower-steps trains the vision tower on --captions" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

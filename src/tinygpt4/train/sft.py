@@ -359,6 +359,8 @@ def run_sft(cfg: SFTConfig) -> dict:
         raise UserError("--text-mix and --caption-mix must be in [0, 1)")
     if cfg.max_steps < 1 or cfg.batch_size < 1:
         raise UserError("--max-steps and --batch-size must be at least 1")
+    if cfg.tower_steps < 0 or (cfg.tower_steps and not cfg.captions):
+        raise UserError("--tower-steps trains the vision tower on --captions: give both (and steps >= 0)")
     from tinygpt4.chat import count_images
     from tinygpt4.checkpoint import read_config
     from tinygpt4.config import ModelConfig
