@@ -293,6 +293,10 @@ def test_signs_are_printed_in_capitals_answered_as_names_and_captioned_often(wor
     signs = [t for t in captions if " sign that says " in t]
     assert all(re.search(r"says [A-Z][a-z]+\.$", t) for t in signs)
     assert len(signs) == pytest.approx(len(captions) * 5 / 11, abs=5)
+    # the pretraining text's picture pages quote a sign as printed, as before (the base model is unchanged)
+    pages = [d["text"] for d in readers.read_jsonl(root / "pretrain/shard_000.jsonl") if d["kind"] == "pictures"]
+    quoted = re.findall(r"sign that says (\w+)\.", "\n".join(pages))
+    assert quoted and all(w.isupper() for w in quoted)
 
 
 def test_image_conversations_of_one_and_two_turns(world):

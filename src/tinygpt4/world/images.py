@@ -53,9 +53,11 @@ class Item:
     caption: str
     reply: str = ""  # the assistant's reply in chat data, when it shows its working before the answer
     working: str = ""  # what that working must name on the way to the answer (the tallest bar: "bar 2")
+    page_caption: str = ""  # how the pretraining text's picture pages describe it, when not as the caption
 
     def __post_init__(self):
         self.reply = self.reply or self.answer
+        self.page_caption = self.page_caption or self.caption
 
 
 @functools.lru_cache(maxsize=32)
@@ -240,11 +242,13 @@ def _sign(word: str, colour: str, size: int, rng: random.Random) -> Image.Image:
 
 def read_sign_item(rng, size, world):
     """The sign is printed in capitals; the reply and caption write the word as text writes a name ("Bagu"),
-    one token the decoder already knows instead of capital pieces (B·A·GU) it has rarely seen."""
+    one token the decoder already knows instead of capital pieces (B·A·GU) it has rarely seen. The pretraining
+    text's picture pages quote it as printed, as they always have (so the base model is unchanged)."""
     word = rng.choice(sign_words(world))
     colour = rng.choice(sorted(PALETTE))
+    a = indefinite(colour).capitalize()
     return Item("read_sign", [_sign(word, colour, size, rng)], "What does the sign say?", word,
-                f"{indefinite(colour).capitalize()} sign that says {word.title()}.", word.title())
+                f"{a} sign that says {word.title()}.", word.title(), page_caption=f"{a} sign that says {word}.")
 
 
 def multi_compare_item(rng, size, world):

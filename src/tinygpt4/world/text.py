@@ -213,7 +213,7 @@ class CorpusWriter:
         lines = [rng.choice(PICTURE_TITLES)]
         for i in range(rng.randint(3, 6)):
             item = make_item(rng.choice(CAPTION_TASKS), rng, self.cfg.image_size, self.world)
-            line = f"Picture {i + 1}: {item.caption}"
+            line = f"Picture {i + 1}: {item.page_caption}"
             if item.working:  # a question that takes a step of reasoning, worked in text
                 line += f" {item.question} {item.reply}"
             lines.append(line)
