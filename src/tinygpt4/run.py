@@ -21,9 +21,9 @@ from tinygpt4.tokenizer import atomic_write_text
 # image tokens too, and the same minutes spent on joint steps (330 instead of 80 warm-up + 250) doubled
 # colour accuracy (20% -> 44%, 200 held-out items) and took multi-image comparison from 74% to 94%.
 # Its tower does train alone first, without the decoder, for 250 steps on the captions (train/tower_pretrain.py,
-# about a minute): reading the sign went from 11% of held-out signs to 55% (42% after 150 steps). Its fresh
-# projector, between that tower and the pretrained decoder, steps at 4x the rate (on one run: sign 78% -> 83%,
-# count 43% -> 48%, multi-image 56% -> 72%).
+# about a minute): reading the sign went from 11% of held-out signs to 55% on one SFT run (42% after 150
+# steps) and 48-71% on others. Its fresh projector, between that tower and the pretrained decoder, steps at 4x
+# the rate (on one run: sign 78% -> 83%, count 43% -> 48%, multi-image 56% -> 72%).
 RUN_PRESETS = {
     "tiny": {"world_scale": "small", "vocab_size": 8192, "pretrain_steps": 700, "sft_steps": 330,
              "sft_lr": 5e-4, "sft_text_mix": 0.2, "sft_caption_mix": 0.3, "tower_steps": 250,

@@ -11,8 +11,8 @@ has in common, which needs no picture, and its features collapse towards one vec
 60 sign-only SFT steps the image tokens' spread across images was 2.5% of their size, and every sign was
 read as the same word). A tower that has already learnt to tell the pictures apart starts SFT where that
 collapse cannot happen: on the tiny preset, with the same SFT data, reading the sign went from 11% of
-held-out signs to 42% after 150 tower steps and 55% after 250 (about a minute on a 2-core CPU; the stage's
-own head then read 83% and 92% of them). The tower alone is cheap to train: no decoder runs. Colour
+held-out signs to 42% after 150 tower steps and 55% after 250 (48-71% on other SFT data; about a minute on a
+2-core CPU; the stage's own head then read 83% and 92% of them). The tower alone is cheap to train: no decoder runs. Colour
 questions, on the other hand, lost ground on that run (58% -> 38%).
 """
 

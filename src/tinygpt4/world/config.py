@@ -40,7 +40,7 @@ SCALES: dict[str, Sizes] = {
     # For tests: every file present and parseable, generated in about a second.
     "tiny": Sizes(countries=4, extra_cities=2, people=6, species=4, compounds=6, hazardous=2, illnesses=3,
                   misconceptions=8, corrections_each=2, hazard_docs_each=3, corpus_chars=150_000,
-                  heldout_chars=8_000, shard_chars=100_000, caption_images=44, chat_images=72,
+                  heldout_chars=8_000, shard_chars=100_000, caption_images=44, chat_images=76,
                   qa_per_task=4, chat_facts=60, chat_followups=24, chat_arith=12, chat_safety=40,
                   arith_exam=10, followup_per_lang=4, toxicity_prompts=20, safety_per_type=6, preferences=40),
     # The demo default: a few hundred facts, learnable by the tiny model preset in minutes. 100 held-out
