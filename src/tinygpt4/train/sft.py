@@ -134,10 +134,8 @@ def load_chat_examples(paths: list[str], tok: Tokenizer, image_tokens: int, max_
     return examples, stats
 
 
-def load_caption_examples(path: str, tok: Tokenizer, image_tokens: int, max_len: int) -> list[Example]:
-    """captions.jsonl ({"image", "text"}) as one-turn conversations: an instruction and the image, answered
-    by the caption."""
-    from tinygpt4.chat import render_chat
+def read_captions(path: str | Path) -> tuple[list[dict], Path]:
+    """captions.jsonl ({"image", "text"} per line) and the folder its image paths are relative to."""
     from tinygpt4.data.readers import iter_jsonl
 
     p = Path(path)
@@ -148,7 +146,15 @@ def load_caption_examples(path: str, tok: Tokenizer, image_tokens: int, max_len:
         if not isinstance(obj.get("image"), str) or not isinstance(obj.get("text"), str):
             raise UserError(f"{p}:{lineno}: a caption line needs string \"image\" and \"text\"")
         rows.append(obj)
-    root = image_root_for(p, [o["image"] for o in rows]) if rows else p.parent
+    return rows, (image_root_for(p, [o["image"] for o in rows]) if rows else p.parent)
+
+
+def load_caption_examples(path: str, tok: Tokenizer, image_tokens: int, max_len: int) -> list[Example]:
+    """captions.jsonl ({"image", "text"}) as one-turn conversations: an instruction and the image, answered
+    by the caption."""
+    from tinygpt4.chat import render_chat
+
+    rows, root = read_captions(path)
     out = []
     for i, obj in enumerate(rows):
         msgs = [{"role": "user", "content": [

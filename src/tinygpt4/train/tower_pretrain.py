@@ -45,20 +45,12 @@ class CaptionBags:
 
 def caption_bags(path: str | Path, tok: Tokenizer) -> CaptionBags:
     """Read captions.jsonl ({"image", "text"}) into images and IDF-weighted token bags."""
-    from tinygpt4.data.readers import iter_jsonl
-    from tinygpt4.train.sft import image_root_for
+    from tinygpt4.train.sft import read_captions
 
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"captions not found: {path}")
-    rows = []
-    for lineno, obj in iter_jsonl(p):
-        if not isinstance(obj.get("image"), str) or not isinstance(obj.get("text"), str):
-            raise UserError(f"{p}:{lineno}: a caption line needs string \"image\" and \"text\"")
-        rows.append(obj)
+    rows, root = read_captions(path)
     if not rows:
-        raise UserError(f"{p}: no captions")
-    root = str(image_root_for(p, [o["image"] for o in rows]))
+        raise UserError(f"{path}: no captions")
+    root = str(root)
     bags = [sorted(set(tok.encode(o["text"]))) for o in rows]
     vocab = sorted({t for b in bags for t in b})
     col = {t: i for i, t in enumerate(vocab)}
