@@ -258,6 +258,10 @@ def test_internal_errors_are_generic(text_engine, tiny_tokenizer):
         def step(self):
             raise RuntimeError("secret internal detail /home/y")
 
+        def remove(self, rows):
+            time.sleep(0.3)  # a slow reset: the client must not hear of the failure before it is done
+            return super().remove(rows)
+
     broken = Broken(text_engine)
     with TestClient(create_app(broken, ServeSettings(moderation="off"))) as c:
         r = chat(c)

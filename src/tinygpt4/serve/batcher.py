@@ -359,8 +359,6 @@ class Batcher:
         handles = {id(r.handle): r.handle for r in self._live.values() if not r.done}
         for row in self._live.values():
             row.done = True
-        for h in handles.values():
-            h._put(err)
         try:
             self.decoder.remove(set(self._live))
         except Exception:
@@ -368,5 +366,8 @@ class Batcher:
         self._live.clear()
         self.active_rows = 0
         self._gauge()
+        # clients hear of the failure only once its rows are gone, so what they see next is a clean worker
+        for h in handles.values():
+            h._put(err)
 
 
