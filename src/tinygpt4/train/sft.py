@@ -9,7 +9,8 @@ would alone, with no padding wasted.
 When the base checkpoint is text-only and the data holds images, a fresh vision tower is attached. It can
 first learn to name what it sees in the captions on its own (train/tower_pretrain.py), then be trained on
 the captions with the decoder frozen (LLaVA's stage 1: the projector learns to speak the decoder's embedding
-language before the decoder is asked to change), then everything is fine-tuned together. Some plain pretraining text can be mixed in so the decoder keeps what it knew.
+language before the decoder is asked to change), then everything is fine-tuned together. Some plain
+pretraining text can be mixed in so the decoder keeps what it knew.
 """
 
 from __future__ import annotations
@@ -511,8 +512,9 @@ def register(sub) -> None:
 def _cli(args) -> int:
     summary = run_sft(SFTConfig(
         base=args.base, data=args.data, out=args.out, max_steps=args.max_steps, batch_size=args.batch_size,
-        lr=args.lr, vision_lr_mult=args.vision_lr_mult, projector_lr_mult=args.projector_lr_mult, seq_len=args.seq_len, vision=args.vision, captions=args.captions,
-        tower_steps=args.tower_steps, vision_warmup_steps=args.vision_warmup_steps, caption_mix=args.caption_mix, text_data=args.text_data,
+        lr=args.lr, vision_lr_mult=args.vision_lr_mult, projector_lr_mult=args.projector_lr_mult,
+        seq_len=args.seq_len, vision=args.vision, captions=args.captions, tower_steps=args.tower_steps,
+        vision_warmup_steps=args.vision_warmup_steps, caption_mix=args.caption_mix, text_data=args.text_data,
         text_mix=args.text_mix, save_every=args.save_every, eval_every=args.eval_every, resume=args.resume,
         seed=args.seed, device=args.device, dtype=args.dtype, compile=args.compile, quiet=args.quiet,
     ))

@@ -10,10 +10,10 @@ Why a separate stage: a tower trained from scratch inside SFT first learns what 
 has in common, which needs no picture, and its features collapse towards one vector for every image (after
 60 sign-only SFT steps the image tokens' spread across images was 2.5% of their size, and every sign was
 read as the same word). A tower that has already learnt to tell the pictures apart starts SFT where that
-collapse cannot happen: on the tiny preset, with the same SFT data, reading the sign went from 11% of
-held-out signs to 42% after 150 tower steps and 55% after 250 (48-71% on other SFT data; about a minute on a
-2-core CPU; the stage's own head then read 83% and 92% of them). The tower alone is cheap to train: no decoder runs. Colour
-questions, on the other hand, lost ground on that run (58% -> 38%).
+collapse cannot happen: on the tiny preset, with the same SFT data, reading the sign went from 11% of held-out
+signs to 42% after 150 tower steps and 55% after 250 (48-71% on other SFT data; about a minute on a 2-core
+CPU; the stage's own head then read 83% and 92% of them). The tower alone is cheap to train: no decoder runs.
+Colour questions, on the other hand, lost ground on that run (58% -> 38%).
 """
 
 from __future__ import annotations
@@ -47,10 +47,10 @@ def caption_bags(path: str | Path, tok: Tokenizer) -> CaptionBags:
     """Read captions.jsonl ({"image", "text"}) into images and IDF-weighted token bags."""
     from tinygpt4.train.sft import read_captions
 
-    rows, root = read_captions(path)
+    rows, folder = read_captions(path)
     if not rows:
         raise UserError(f"{path}: no captions")
-    root = str(root)
+    root = str(folder)
     bags = [sorted(set(tok.encode(o["text"]))) for o in rows]
     vocab = sorted({t for b in bags for t in b})
     col = {t: i for i, t in enumerate(vocab)}
