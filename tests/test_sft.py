@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_model_config
@@ -12,7 +13,14 @@ from tinygpt4.checkpoint import load_model, read_config, save_model
 from tinygpt4.engine import Engine
 from tinygpt4.model.gpt import GPT
 from tinygpt4.model.vlm import VLM
-from tinygpt4.train.sft import ChatBatches, SFTConfig, load_chat_examples, load_text_examples, run_sft
+from tinygpt4.train.sft import (
+    ChatBatches,
+    SFTConfig,
+    load_chat_examples,
+    load_text_examples,
+    pack_rows,
+    run_sft,
+)
 
 COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30)}
 
@@ -84,6 +92,23 @@ def test_packed_conversations_do_not_see_each_other(world, tiny_tokenizer):
                    attn_mask=packed["attn_mask"])
         la = model(alone["idx"], images=alone["images"], positions=alone["positions"], attn_mask=alone["attn_mask"])
     assert torch.allclose(lp[0, off:off + n], la[0, :n], atol=1e-5)
+
+
+def test_packing_fills_rows_and_keeps_every_example_once():
+    # next-fit would close a row after each 150 and leave the second 100 alone: three rows
+    assert pack_rows([150, 150, 100, 100], np.arange(4), 256) == [[0, 3], [1, 2]]
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 257, size=400).tolist()
+    order = rng.permutation(400)
+    rows = pack_rows(lengths, order, 256)
+    assert sorted(i for row in rows for i in row) == list(range(400))
+    assert all(sum(lengths[i] for i in row) <= 256 for row in rows)
+    rank = {int(i): k for k, i in enumerate(order)}
+    assert all(row == sorted(row, key=rank.get) for row in rows)  # a row keeps the given order
+    # no two rows could be merged, and nine positions in ten are used (next-fit: under eight)
+    fills = sorted(sum(lengths[i] for i in row) for row in rows)
+    assert fills[0] + fills[1] > 256
+    assert sum(lengths) / (256 * len(rows)) > 0.9
 
 
 def test_loss_is_the_mean_over_assistant_tokens_only(world, tiny_tokenizer):
