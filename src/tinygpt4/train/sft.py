@@ -206,18 +206,17 @@ def pack_rows(lengths: list[int], order: np.ndarray, seq_len: int) -> list[list[
     by_room: list[list[int]] = [[] for _ in range(seq_len + 1)]
     for i in order.tolist():
         n = lengths[i]
-        r = next((r for r in range(n, seq_len + 1) if by_room[r]), None) if n <= seq_len else None
+        r = next((r for r in range(n, seq_len + 1) if by_room[r]), None)
         if r is None:
-            rows.append([i])
-            room.append(seq_len - n)
-            r_new, row = seq_len - n, len(rows) - 1
+            rows.append([])
+            room.append(seq_len)
+            row = len(rows) - 1
         else:
             row = by_room[r].pop()
-            rows[row].append(i)
-            room[row] -= n
-            r_new = room[row]
-        if r_new > 0:
-            by_room[r_new].append(row)
+        rows[row].append(i)
+        room[row] -= n
+        if room[row] > 0:
+            by_room[room[row]].append(row)
     return rows
 
 
