@@ -98,6 +98,18 @@ def test_ladder_plan_obeys_the_rules():
     assert max(r.flops for r in gpu) <= _target(vocab_size=65536, steps=5000, preset="d12").flops / 1000
 
 
+def test_ladder_follows_the_targets_optimizer():
+    from tinygpt4.scaling.ladder import plan_ladder
+
+    assert _target().optimizer == "adamw"  # the tiny preset's default
+    target = _target(optimizer="muon")
+    assert target.optimizer == "muon"
+    for r in plan_ladder(target, n_rungs=6):
+        # Muon rungs take the full 1/width step of muP
+        want = target.lr * (target.model["n_embd"] / r.model["n_embd"]) * (r.batch_size / target.batch_size) ** 0.5
+        assert r.lr == pytest.approx(want)
+
+
 def test_shape_for_width_reproduces_the_target():
     from tinygpt4.config import model_preset
     from tinygpt4.scaling.ladder import shape_for_width
@@ -230,3 +242,17 @@ def test_ladder_with_several_seeds_averages_each_rung(tmp_path, tiny_tokenizer):
     assert [p["final_val_loss"] for p in two["points"]] == [r["final_val_loss"] for r in rungs]
     with pytest.raises(UserError, match="seeds"):
         run_ladder(cfg, tmp_path / "bad", n_rungs=3, seeds=0, log=lambda *_: None)
+
+
+def test_ladder_rungs_train_with_the_targets_optimizer(tmp_path, tiny_tokenizer):
+    import json
+
+    from tinygpt4.scaling.ladder import run_ladder
+
+    cfg = _tiny_target_config(tmp_path, tiny_tokenizer, optimizer="muon")
+    run_ladder(cfg, tmp_path / "muon", n_rungs=3, n_boot=10, workers=1, log=lambda *_: None)
+    ladder = json.loads((tmp_path / "muon" / "ladder.json").read_text())
+    assert ladder["target"]["optimizer"] == "muon"
+    for r in ladder["rungs"]:
+        state = json.loads((tmp_path / "muon" / "runs" / r["name"] / "resume" / "train_state.json").read_text())
+        assert state["train_config"]["optimizer"] == "muon"

@@ -50,14 +50,15 @@ def test_caption_bags_name_the_bad_line(tmp_path, tiny_tokenizer):
         caption_bags(path, tiny_tokenizer)
 
 
-def test_tower_pretraining_fits_the_captions_and_moves_the_tower(tmp_path, tiny_tokenizer):
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_tower_pretraining_fits_the_captions_and_moves_the_tower(tmp_path, tiny_tokenizer, optimizer):
     bags = caption_bags(_captions(tmp_path), tiny_tokenizer)
     vc = tiny_model_config(tiny_tokenizer.vocab_size, vision=True).vision
     torch.manual_seed(0)
     tower = VisionTransformer(vc)
     init_vision_weights(tower, torch.Generator().manual_seed(0))
     before = {k: v.clone() for k, v in tower.state_dict().items()}
-    summary = pretrain_tower(tower, bags, steps=60, batch_size=8, lr=3e-3, seed=0)
+    summary = pretrain_tower(tower, bags, steps=60, batch_size=8, lr=3e-3, seed=0, optimizer=optimizer)
     assert summary["steps"] == 60 and summary["images"] == 480 and summary["captions"] == 16
     # a uniform guess over a caption's own word pieces costs log(pieces); across words it costs log(vocab)
     assert summary["first_loss"] > 1.0 and summary["final_loss"] < 0.5 * summary["first_loss"]

@@ -77,6 +77,7 @@ def pretrain_config(ctx: RunContext, resume: bool = False):
     return PretrainConfig(
         data=[str(ctx.path("world", "pretrain"))], tokenizer=str(ctx.path("tokenizer")), out=str(ctx.path("base")),
         preset=ctx.preset, max_steps=ctx.settings["pretrain_steps"], seed=ctx.seed, device=ctx.device,
+        optimizer=ctx.settings.get("pretrain_optimizer"),
         quiet=ctx.quiet, resume=resume, cache_dir=str(ctx.path(".cache", "tokens")),
     )
 
@@ -231,6 +232,8 @@ def register(sub) -> None:
     p.add_argument("--world-scale", choices=["tiny", "small", "full"], default=None, help="override the preset's")
     p.add_argument("--pretrain-steps", type=int, default=None, help="override the preset's pretraining steps")
     p.add_argument("--sft-steps", type=int, default=None, help="override the preset's SFT steps")
+    p.add_argument("--pretrain-optimizer", choices=["adamw", "muon"], default=None,
+                   help="override the preset's pretraining optimizer (the scaling ladder follows it)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cli)
@@ -241,6 +244,7 @@ def _cli(a) -> int:
         import torch
 
         torch.set_num_threads(a.threads)
-    overrides = {"world_scale": a.world_scale, "pretrain_steps": a.pretrain_steps, "sft_steps": a.sft_steps}
+    overrides = {"world_scale": a.world_scale, "pretrain_steps": a.pretrain_steps, "sft_steps": a.sft_steps,
+                 "pretrain_optimizer": a.pretrain_optimizer}
     run(a.out, a.preset, a.seed, a.device, a.quiet, a.only, a.skip, overrides)
     return 0

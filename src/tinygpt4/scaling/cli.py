@@ -22,6 +22,7 @@ def register(sub) -> None:
     p.add_argument("--target-steps", type=int, default=None, help="the target's optimizer steps (default per preset)")
     p.add_argument("--batch-size", type=int, default=None, help="the target's batch size (default per preset)")
     p.add_argument("--lr", type=float, default=None, help="the target's peak learning rate (default per preset)")
+    p.add_argument("--optimizer", default=None, choices=["adamw", "muon"], help="the target's (default per preset)")
     p.add_argument("--seq-len", type=int, default=None)
     p.add_argument("--rungs", type=int, default=6, help="number of ladder runs (at least 5 recommended)")
     p.add_argument("--seeds", type=int, default=1, help="runs per rung, averaged (the rungs' losses are noisy)")
@@ -72,6 +73,7 @@ def _cli(args) -> int:
         data=list(args.data), tokenizer=args.tokenizer, out=str(out.parent / "base"), preset=args.target_preset,
         max_steps=args.target_steps, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
         seed=args.seed, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir, quiet=True,
+        optimizer=args.optimizer,
     )
     res = run_ladder(cfg, out, n_rungs=args.rungs, span=args.span, n_boot=args.n_boot, seed=args.seed,
                      exams=args.exams, seeds=args.seeds)

@@ -2,7 +2,7 @@
 L(C) = a*C^b + c to their final validation losses, and predict the target's final loss before it trains.
 
 The ladder is the target's own recipe shrunk along one dial, width: same depth, data, tokenizer, sequence
-length, optimizer (AdamW), schedule shape (warmup fraction, cosine decay to the same floor) and tokens per
+length, optimizer, schedule shape (warmup fraction, cosine decay to the same floor) and tokens per
 parameter. Compute is C = flops_per_token * tokens for every rung and for the target, with
 flops_per_token = 6N + attention and N the non-embedding parameter count (output head included).
 
@@ -68,6 +68,10 @@ from tinygpt4.tokenizer import atomic_write_text
 
 GPU_PRESETS = {"d12", "d20", "d26"}
 LR_EXPONENT = 0.5
+# With Muon the blocks' updates have a fixed RMS whatever the width, and the narrow rungs need the full 1/width
+# of muP: against a 400-step Muon target (final loss 0.642, small world) exponent 0.5 left the narrowest rungs
+# near the uniform distribution's loss (8.15 of 8.86) and predicted 1.04 (+62%); 1.0 predicted 0.687 (+7%).
+MUON_LR_EXPONENT = 1.0
 BATCH_EXPONENT = 0.75
 BATCH_LR_EXPONENT = 0.5
 MAX_CPU_WORKERS = 4
@@ -108,6 +112,7 @@ class Target:
     flops_per_token: float
     tokens: int
     flops: float
+    optimizer: str = "adamw"
 
     def tokens_per_param(self, count: str) -> float:
         return self.tokens / (self.params if count == "total" else self.non_embedding_params)
@@ -140,7 +145,7 @@ def resolve_target(cfg, vocab_size: int) -> Target:
         warmup_steps=cfg.warmup_steps, lr=cfg.lr or defaults["lr"], val_batches=cfg.val_batches,
         val_batch_size=cfg.val_batch_size or batch,
         grad_accum=cfg.grad_accum, non_embedding_params=n, params=total, flops_per_token=fpt, tokens=tokens,
-        flops=fpt * tokens,
+        flops=fpt * tokens, optimizer=cfg.optimizer or defaults["optimizer"],
     )
 
 
@@ -177,13 +182,17 @@ class Rung:
     flops: float
 
 
+def lr_exponent_for(optimizer: str) -> float:
+    return MUON_LR_EXPONENT if optimizer == "muon" else LR_EXPONENT
+
+
 def default_max_fraction(preset: str) -> float:
     """Each rung's compute is at most this fraction of the target's: 1/100 on CPU presets, 1/1,000 on GPU."""
     return 1e-3 if str(preset).lower() in GPU_PRESETS else 1e-2
 
 
 def plan_ladder(target: Target, *, n_rungs: int = 6, span: float = 100.0, max_fraction: float | None = None,
-                min_width: int = 2, lr_exponent: float = LR_EXPONENT,
+                min_width: int = 2, lr_exponent: float | None = None,
                 batch_exponent: float = BATCH_EXPONENT, param_count: str = PARAM_COUNT,
                 batch_lr_exponent: float = BATCH_LR_EXPONENT) -> list[Rung]:
     """Rungs whose compute runs geometrically from max_fraction*C_target / span up to max_fraction*C_target.
@@ -193,6 +202,8 @@ def plan_ladder(target: Target, *, n_rungs: int = 6, span: float = 100.0, max_fr
     if n_rungs < 2:
         raise UserError("the ladder needs at least 2 rungs")
     frac = default_max_fraction(target.preset) if max_fraction is None else max_fraction
+    if lr_exponent is None:
+        lr_exponent = lr_exponent_for(target.optimizer)
     tmc = ModelConfig.from_dict(target.model)
     ratio = target.tokens_per_param(param_count)
     seq = target.seq_len
@@ -256,7 +267,7 @@ def plan_ladder(target: Target, *, n_rungs: int = 6, span: float = 100.0, max_fr
 # ---- running it ------------------------------------------------------------------------------------------
 
 def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0,
-               max_fraction: float | None = None, lr_exponent: float = LR_EXPONENT,
+               max_fraction: float | None = None, lr_exponent: float | None = None,
                batch_exponent: float = BATCH_EXPONENT, param_count: str = PARAM_COUNT,
                batch_lr_exponent: float = BATCH_LR_EXPONENT, n_boot: int = 200, seed: int = 0,
                exams: str | None = None, keep_checkpoints: bool = False, workers: int | None = None,
@@ -311,6 +322,7 @@ def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0
                 "eval_every": r.max_steps, "save_every": 0, "val_batches": r.val_batches,
                 "val_batch_size": r.val_batch_size, "resume": False,
                 "seed": target_cfg.seed + k, "device": target_cfg.device, "dtype": target_cfg.dtype,
+                "optimizer": target.optimizer,
                 # compiling pays off over a long run, not over a rung of a few hundred steps
                 "compile": "off" if target_cfg.compile == "auto" else target_cfg.compile,
                 "skip_bad": target_cfg.skip_bad, "cache_dir": cache_dir, "quiet": True,

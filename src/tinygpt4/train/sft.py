@@ -68,6 +68,7 @@ class SFTConfig:
     seed: int = 0
     device: str = "auto"
     dtype: str = "auto"
+    optimizer: str = "adamw"        # adamw | muon, for the tower stage and the main stage
     compile: str = "auto"
     quiet: bool = False
     extra: dict = field(default_factory=dict)
@@ -427,7 +428,7 @@ def run_sft(cfg: SFTConfig) -> dict:
     resuming = cfg.resume and ((out / "resume" / "train_state.json").is_file()
                                or (out / ".resume-old" / "train_state.json").is_file())
     common = {"dtype": cfg.dtype, "compile": cfg.compile, "seed": cfg.seed, "quiet": cfg.quiet,
-              "log_every": cfg.log_every}
+              "log_every": cfg.log_every, "optimizer": cfg.optimizer}
     tower_summary = warm_summary = None
     if cfg.tower_steps > 0 and captions and attached and not resuming:
         from tinygpt4.train.loop import resolve_dtype
@@ -436,6 +437,7 @@ def run_sft(cfg: SFTConfig) -> dict:
         tower_summary = pretrain_tower(
             model.vision, caption_bags(cfg.captions, tok), steps=cfg.tower_steps, batch_size=cfg.tower_batch_size,
             lr=cfg.tower_lr, seed=cfg.seed, device=device, dtype=resolve_dtype(cfg.dtype, device),
+            optimizer=cfg.optimizer,
             log=None if cfg.quiet or dist_info.rank else print)
     if cfg.vision_warmup_steps > 0 and captions and with_images and not resuming:
         warm_summary = _vision_warmup(model, captions, batches(captions, cfg.seed + 1), cfg, common, tok,
@@ -515,6 +517,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp32"])
+    p.add_argument("--optimizer", default="adamw", choices=["adamw", "muon"],
+                   help="muon: Muon for the transformer blocks' matrices, AdamW for the rest")
     p.add_argument("--compile", default="auto", choices=["auto", "on", "off"])
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cli)
@@ -528,6 +532,7 @@ def _cli(args) -> int:
         vision_warmup_steps=args.vision_warmup_steps, caption_mix=args.caption_mix, text_data=args.text_data,
         text_mix=args.text_mix, save_every=args.save_every, eval_every=args.eval_every, resume=args.resume,
         seed=args.seed, device=args.device, dtype=args.dtype, compile=args.compile, quiet=args.quiet,
+        optimizer=args.optimizer,
     ))
     print(json.dumps({k: summary.get(k) for k in ("steps", "tokens", "final_val_loss", "wall_s", "examples",
                                                      "vision_attached")}))

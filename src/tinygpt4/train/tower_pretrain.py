@@ -31,7 +31,7 @@ from torch import nn
 from tinygpt4.data.images import IMAGE_MEAN, IMAGE_STD, ImageCache
 from tinygpt4.errors import UserError
 from tinygpt4.tokenizer import Tokenizer
-from tinygpt4.train.loop import autocast
+from tinygpt4.train.loop import TrainConfig, autocast, make_optimizer
 
 
 @dataclass
@@ -80,15 +80,19 @@ class BagHead(nn.Module):
 
 def pretrain_tower(tower: nn.Module, bags: CaptionBags, *, steps: int, batch_size: int = 64, lr: float = 1e-3,
                    seed: int = 0, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                   log=None) -> dict:
+                   optimizer: str = "adamw", log=None) -> dict:
     """Train `tower` (in place) for `steps` batches of caption images; returns a summary. Linear warmup over
     the first 20 steps, then cosine decay to a tenth."""
     device = torch.device(device)
     vc = tower.config
     n_patches = (vc.image_size // vc.patch_size) ** 2
     head = BagHead(n_patches, vc.width, len(bags.vocab)).to(device)
-    params = [p for p in tower.parameters() if p.requires_grad] + list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05, fused=device.type in ("cuda", "cpu"))
+    if optimizer == "muon":
+        opt = make_optimizer(nn.ModuleDict({"tower": tower, "head": head}),
+                             TrainConfig(lr=lr, weight_decay=0.05, beta2=0.999, optimizer=optimizer), device)
+    else:
+        params = [p for p in tower.parameters() if p.requires_grad] + list(head.parameters())
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05, fused=device.type in ("cuda", "cpu"))
     cache = ImageCache(vc.image_size)
     rng = np.random.default_rng([seed, 17])
     n = len(bags.images)
