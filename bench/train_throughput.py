@@ -1,7 +1,8 @@
 """Training throughput at the reference shape, fp32 vs bf16 autocast, against a plain matmul measured in the
 same process in the precision training picks here (bf16 where the hardware has it, else fp32). Prints tokens/s,
 achieved FLOP/s and the fraction of the matmul rate. On a CPU without bf16 units (AVX2 only) bf16 runs
-emulated at well under 1 GFLOP/s, so its row is skipped there: training uses fp32 on such a machine.
+emulated at well under 1 GFLOP/s, so its row is skipped there: training uses fp32 on such a machine. A last
+row trains in the picked precision with Muon instead of AdamW and prints its step time against AdamW's.
 
     python bench/train_throughput.py [--steps 6] [--depth 4 --width 256 --vocab 8192 --seq 512 --batch 8]
 """
@@ -36,9 +37,10 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def train_rate(cfg, batch, steps, device, dtype, compile_model=False) -> float:
+def train_rate(cfg, batch, steps, device, dtype, compile_model=False, optimizer="adamw") -> float:
     model = GPT.build(cfg, device=device, seed=0)
-    opt = make_optimizer(model, TrainConfig(), device)
+    opt = make_optimizer(model, TrainConfig(optimizer=optimizer, dtype="bf16" if dtype == torch.bfloat16 else "fp32"),
+                         device)
     fwd = torch.compile(model) if compile_model else model
     x = torch.randint(0, cfg.vocab_size, (batch, cfg.seq_len + 1), device=device)
     def step():
@@ -76,17 +78,22 @@ def main() -> None:
     mm_name = "bf16" if picked == torch.bfloat16 else "fp32"
     mm = matmul_flops(device, picked)
     print(f"{mm_name} matmul 2048^3: {mm / 1e9:,.1f} GFLOP/s (baseline; training here uses {mm_name})")
+    rates = {}
     for name, dtype in [("fp32", torch.float32), ("bf16", torch.bfloat16)]:
         if dtype == torch.bfloat16 and picked != torch.bfloat16:
             print("bf16: skipped (no bf16 matmul units on this device; training uses fp32)")
             continue
         tps, fpt = train_rate(cfg, args.batch, args.steps, device, dtype, args.compile)
+        rates[dtype] = tps
         achieved = tps * fpt
         line = (f"{name}: {tps:,.0f} tok/s, {achieved / 1e9:,.1f} GFLOP/s, "
                 f"{achieved / mm:.1%} of the {mm_name} matmul rate")
         if args.peak_tflops:
             line += f", MFU {achieved / (args.peak_tflops * 1e12):.1%}"
         print(line)
+    tps, _ = train_rate(cfg, args.batch, args.steps, device, picked, args.compile, optimizer="muon")
+    print(f"{mm_name} with Muon: {tps:,.0f} tok/s, {rates[picked] / tps:.3f}x AdamW's step time "
+          "(Newton-Schulz on the blocks' matrices)")
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def _target(vocab_size=6738, steps=800, **kw):
 def test_ladder_plan_obeys_the_rules():
     from tinygpt4.scaling.ladder import plan_ladder
 
-    target = _target()
+    target = _target(optimizer="adamw")
     rungs = plan_ladder(target, n_rungs=6)
     assert len(rungs) >= 5
     flops = [r.flops for r in rungs]
@@ -101,9 +101,9 @@ def test_ladder_plan_obeys_the_rules():
 def test_ladder_follows_the_targets_optimizer():
     from tinygpt4.scaling.ladder import plan_ladder
 
-    assert _target().optimizer == "adamw"  # the tiny preset's default
+    assert _target().optimizer == "muon"  # the tiny preset's default
+    assert _target(preset="d12").optimizer == "adamw"
     target = _target(optimizer="muon")
-    assert target.optimizer == "muon"
     for r in plan_ladder(target, n_rungs=6):
         # Muon rungs take the full 1/width step of muP
         want = target.lr * (target.model["n_embd"] / r.model["n_embd"]) * (r.batch_size / target.batch_size) ** 0.5
