@@ -63,7 +63,7 @@ def run_dir(tmp_path_factory):
     (run / "run.json").write_text(json.dumps({
         "preset": "tiny", "seed": 0, "hardware": {"machine": "x86_64"}, "total_wall_s": 400,
         "stages": {"world": {"status": "done", "wall_s": 3.0}, "pretrain": {"status": "done", "wall_s": 300.0}}}))
-    write_training(run / "base", 4_000_000, 9.0)
+    write_training(run / "base", 4_000_000, 9.0, optimizer="muon")
     write_training(run / "sft", 4_500_000, 3.0, tower_pretrain={
         "steps": 250, "images": 16000, "captions": 3000, "first_loss": 4.8, "final_loss": 2.3, "wall_s": 59.0})
     facts = facts_from(GEO) | {"Capital of Varo?": "Lumen", "And its capital?": "Lumen"}
@@ -113,6 +113,9 @@ def test_full_report_sections_figures_and_escaping(run_dir, built):
     assert header.count("after a picture") == 1
     # the model card reads summary.json and run.json
     assert "4M" in md and "5m 00s" in md and "x86\\_64" in md
+    # the optimizer where the summary names one (SFT's predates the field)
+    card = md.split("## Model card", 1)[1].split("\n## ", 1)[0]
+    assert "| Muon + AdamW |" in card and "| – | cpu |" in card
     assert "vision tower trained alone for 250 steps" in md and "16k images from 3k captions" in md
 
 

@@ -23,6 +23,7 @@ CHECKPOINT_ORDER = ["base", "sft", "rm", "rl"]
 NOT_STAGES = {"world", "tokenizer", "scaling", "evals", "report", ".cache"}
 STAGE_LABELS = {"base": "base (pre-trained)", "sft": "SFT", "rm": "reward model", "rl": "RL"}
 LANG_NAMES = {"en": "English", "ko": "Korean", "es": "Spanish", "ja": "Japanese"}
+OPTIMIZER_NAMES = {"adamw": "AdamW", "muon": "Muon + AdamW"}
 
 
 # ---- reading the run -------------------------------------------------------------------------------------
@@ -243,7 +244,7 @@ class ReportBuilder:
                 continue
             rows.append([stage_label(s), si(m.get("params")), si(m.get("tokens")), flops(m.get("flops")),
                          duration(m.get("wall_s")), num(m.get("final_val_loss")), num(m.get("final_val_bpb")),
-                         str(m.get("device", "–"))])
+                         OPTIMIZER_NAMES.get(m.get("optimizer"), "–"), str(m.get("device", "–"))])
         stages = (run.state.get("stages") or {}) if isinstance(run.state.get("stages"), dict) else {}
         if not rows and not stages:
             return
@@ -252,7 +253,7 @@ class ReportBuilder:
             self.p("Parameters are counted with the output head (and the vision tower where there is one); "
                    "training FLOPs are 6N per token plus attention, as in the Chinchilla and PaLM papers.")
             self.table(["stage", "parameters", "tokens", "training FLOPs", "wall time", "final val loss",
-                        "val bits/byte", "device"], rows)
+                        "val bits/byte", "optimizer", "device"], rows)
             tower = (run.summaries.get("sft") or {}).get("tower_pretrain")
             if isinstance(tower, dict) and tower.get("steps"):
                 self.p(f"Before SFT the fresh vision tower trained alone for {tower['steps']} steps "

@@ -357,6 +357,7 @@ def train(
         "final_val_bpb": last_val.get("val_bpb"),
         "device": hardware_name(device),
         "dtype": str(dtype).replace("torch.", ""),
+        "optimizer": cfg.optimizer,
         "world_size": d.world_size,
         **(summary_extra or {}),
     }
