@@ -16,7 +16,7 @@ from pathlib import Path
 from tinygpt4.errors import UserError
 from tinygpt4.tokenizer import atomic_write_text
 
-# What each preset runs. The tiny preset is sized for 15 to 25 minutes on a 2-core CPU. It pretrains with Muon
+# What each preset runs. The tiny preset is sized for a 2-core CPU (25-35 minutes with AVX2 only). It pretrains with Muon
 # (train/muon.py) for 400 steps, which end at a lower validation loss than 700 AdamW steps did (0.642 vs 0.650)
 # in 57% of the time; the SFT model on top answered more image questions (58.6% vs 54.3%), follow-ups and
 # factual questions, fewer English exam questions (75.3% vs 81.2%; one run each, AVX2 host). Its ladder averages
