@@ -72,7 +72,7 @@ LR_EXPONENT = 0.5
 # of muP: against a 400-step Muon target (final loss 0.642, small world) exponent 0.5 left the narrowest rungs
 # near the uniform distribution's loss (8.15 of 8.86) and predicted 1.04 (+62%); 1.0 predicted 0.687 (+7.1%),
 # or 0.668 (+4.1%) as the mean of three seeds. The batch factor's exponent moved that one-seed prediction
-# without order (0: -5.2%, 0.25: -11%, 0.5: +7.1%): seed noise, which is why the demo averages three seeds.
+# without order (0: -5.1%, 0.25: -11%, 0.5: +7.1%): seed noise, which is why the demo averages three seeds.
 MUON_LR_EXPONENT = 1.0
 BATCH_EXPONENT = 0.75
 BATCH_LR_EXPONENT = 0.5
