@@ -90,7 +90,7 @@ def pretrain_tower(tower: nn.Module, bags: CaptionBags, *, steps: int, batch_siz
     if optimizer == "muon":
         opt = make_optimizer(nn.ModuleDict({"tower": tower, "head": head}),
                              TrainConfig(lr=lr, weight_decay=0.05, beta2=0.999, optimizer=optimizer), device)
-    else:
+    else:  # the stage's original recipe, every parameter decaying, which the demo's numbers come from
         params = [p for p in tower.parameters() if p.requires_grad] + list(head.parameters())
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05, fused=device.type in ("cuda", "cpu"))
     cache = ImageCache(vc.image_size)
