@@ -199,6 +199,28 @@ def test_sft_attaches_vision_warms_up_and_trains(world, tiny_tokenizer, tmp_path
     assert any("val_loss" in rec for rec in log)
 
 
+def test_frozen_tower_keeps_its_weights_while_the_projector_trains(world, tiny_tokenizer, tmp_path):
+    tok = tiny_tokenizer
+    save_model(tmp_path / "base", GPT.build(tiny_model_config(tok.vocab_size, seq_len=96), seed=1), tok)
+    vc = tiny_model_config(tok.vocab_size, vision=True).vision
+    weights = {}
+    for steps in (1, 3):
+        out = tmp_path / f"sft{steps}"
+        summary = run_sft(SFTConfig(
+            base=str(tmp_path / "base"), data=[str(world / "chat" / "sft.jsonl")], out=str(out), max_steps=steps,
+            batch_size=2, vision=vc, captions=str(world / "captions.jsonl"), tower_steps=2, tower_batch_size=2,
+            freeze_tower=True, val_fraction=0.3, quiet=True, eval_every=100))
+        assert summary["tower_frozen"] and read_config(out)["tower_frozen"]
+        weights[steps] = load_file(str(out / "model.safetensors"))
+    tower = [k for k in weights[1] if k.startswith("vision.")]
+    projector = [k for k in weights[1] if k.startswith("projector.")]
+    assert tower and projector
+    # the tower stage ran the same way in both runs; after it, two more main steps move everything but the tower
+    assert all(torch.equal(weights[1][k], weights[3][k]) for k in tower)
+    assert any(not torch.equal(weights[1][k], weights[3][k]) for k in projector)
+    assert not torch.equal(weights[1]["lm.lm_head.weight"], weights[3]["lm.lm_head.weight"])
+
+
 def test_sft_cli_reports_bad_data(tmp_path, tiny_tokenizer):
     from tinygpt4.cli import main
 

@@ -92,10 +92,11 @@ class VLM(nn.Module):
     def vision_params(self) -> int:
         return sum(p.numel() for m in (self.vision, self.projector) for p in m.parameters())
 
-    def flops_per_image(self) -> float:
+    def flops_per_image(self, train_tower: bool = True) -> float:
         """Training FLOPs for one image (6 per weight per position it is applied at): the patch embedding's
         convolutions at their output resolutions, the transformer over the patches, bidirectional attention,
-        and the projector over the shuffled tokens (its global summary once per image)."""
+        and the projector over the shuffled tokens (its global summary once per image). A frozen tower
+        (train_tower=False) only runs forward: 2 per weight."""
         vc = self.config.vision
         n_patch = (vc.image_size // vc.patch_size) ** 2
         stem, side = 0, vc.image_size
@@ -107,12 +108,16 @@ class VLM(nn.Module):
         per_token = sum(m.weight.numel() for m in (self.projector.fc1, self.projector.fc2))
         once = self.projector.global_proj.weight.numel() if self.projector.global_proj is not None else 0
         attn = 12 * vc.depth * vc.width * n_patch * n_patch
-        return 6 * (stem + blocks * n_patch + per_token * self.tokens_per_image + once) + attn
+        tower = (stem + blocks * n_patch) * 6 + attn
+        if not train_tower:
+            tower /= 3
+        return tower + 6 * (per_token * self.tokens_per_image + once)
 
-    def flops_per_token(self, seq_len: int | None = None, image_token_frac: float = 0.0) -> float:
+    def flops_per_token(self, seq_len: int | None = None, image_token_frac: float = 0.0,
+                        train_tower: bool = True) -> float:
         """Decoder FLOPs per token, plus the vision tower's cost spread over the image tokens when a
         fraction `image_token_frac` of the sequence is image placeholders."""
-        per_image_token = self.flops_per_image() / self.tokens_per_image
+        per_image_token = self.flops_per_image(train_tower) / self.tokens_per_image
         return self.lm.flops_per_token(seq_len) + image_token_frac * per_image_token
 
     # -- forward ----------------------------------------------------------------------------------------

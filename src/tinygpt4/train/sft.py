@@ -47,6 +47,7 @@ class SFTConfig:
     lr: float = 1e-3
     vision_lr_mult: float = 1.0     # main stage: the vision tower and projector train at lr * this
     projector_lr_mult: float = 1.0  # and the projector at that times this
+    freeze_tower: bool = False      # main stage: the tower keeps its weights; projector and decoder train
     warmup_steps: int = 20          # learning-rate warmup of the main stage
     seq_len: int | None = None      # default: the base model's
     vision: str | VisionConfig = "tiny"  # tower attached to a text-only base: a preset name or a config
@@ -443,8 +444,13 @@ def run_sft(cfg: SFTConfig) -> dict:
         warm_summary = _vision_warmup(model, captions, batches(captions, cfg.seed + 1), cfg, common, tok,
                                       dist_info, out / "warmup")
 
+    if cfg.freeze_tower and with_images:
+        # no gradient reaches the tower, so autograd records nothing there: the images only run forward
+        for p in model.vision.parameters():
+            p.requires_grad_(False)
     img_frac = sum(e.ids.count(tok.image_id) for e in train_ex) / max(1, sum(len(e.ids) for e in train_ex))
-    fpt = model.flops_per_token(seq_len, img_frac) if with_images else model.flops_per_token(seq_len)
+    fpt = (model.flops_per_token(seq_len, img_frac, train_tower=not cfg.freeze_tower) if with_images
+           else model.flops_per_token(seq_len))
     val = batches(val_ex, cfg.seed) if val_ex else None
     val_fixed = []
     if val is not None:
@@ -455,13 +461,15 @@ def run_sft(cfg: SFTConfig) -> dict:
                if with_images else {})
     tc = TrainConfig(max_steps=cfg.max_steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps, eval_every=cfg.eval_every,
                      save_every=cfg.save_every, lr_mult=lr_mult, **common)
-    extra = {"stage": "sft", "base": str(cfg.base), "vision_attached": attached, **cfg.extra}
+    extra = {"stage": "sft", "base": str(cfg.base), "vision_attached": attached,
+             "tower_frozen": bool(cfg.freeze_tower and with_images), **cfg.extra}
     summary = train(
         model, batches(train_ex, cfg.seed), tc, out, tokenizer=tok, eval_fn=make_val_fn(val_fixed) if val_fixed
         else None, resume=cfg.resume, extra_config=extra, dist_info=dist_info, flops_per_token=fpt,
         summary_extra={"preset": "sft", "examples": len(train_ex), "val_examples": len(val_ex),
                        "image_token_frac": round(img_frac, 4), "seq_len": seq_len, "batch_size": cfg.batch_size,
-                       "vision_attached": attached, "data": stats,
+                       "vision_attached": attached, "tower_frozen": bool(cfg.freeze_tower and with_images),
+                       "data": stats,
                        "tower_pretrain": tower_summary, "vision_warmup": warm_summary},
     )
     return summary
@@ -500,6 +508,9 @@ def register(sub) -> None:
     p.add_argument("--projector-lr-mult", type=float, default=1.0,
                    help="the projector trains at that rate times this (a fresh projector between a pretrained "
                    "tower and decoder learns faster with larger steps)")
+    p.add_argument("--freeze-tower", action="store_true",
+                   help="keep the vision tower as it starts the main stage (after --tower-steps, or the base's); "
+                   "only the projector and decoder train, and images run forward only")
     p.add_argument("--seq-len", type=int, default=None, help="default: the base model's")
     p.add_argument("--vision", default="tiny", help="vision preset for a text-only base: tiny, 224, 384")
     p.add_argument("--captions", default=None, metavar="FILE", help="image-caption JSONL ({image, text})")
@@ -528,7 +539,7 @@ def _cli(args) -> int:
     summary = run_sft(SFTConfig(
         base=args.base, data=args.data, out=args.out, max_steps=args.max_steps, batch_size=args.batch_size,
         lr=args.lr, vision_lr_mult=args.vision_lr_mult, projector_lr_mult=args.projector_lr_mult,
-        seq_len=args.seq_len, vision=args.vision, captions=args.captions, tower_steps=args.tower_steps,
+        freeze_tower=args.freeze_tower, seq_len=args.seq_len, vision=args.vision, captions=args.captions, tower_steps=args.tower_steps,
         vision_warmup_steps=args.vision_warmup_steps, caption_mix=args.caption_mix, text_data=args.text_data,
         text_mix=args.text_mix, save_every=args.save_every, eval_every=args.eval_every, resume=args.resume,
         seed=args.seed, device=args.device, dtype=args.dtype, compile=args.compile, quiet=args.quiet,
