@@ -1,5 +1,6 @@
 """Multimodal SFT step time, eager vs the compiled decoder (`VLM.compile_decoder`, what `train` does on CPU)
-with the tower's attention on SDPA and as plain matmuls (`VisionAttention.explicit_on_cpu`),
+with the tower's attention on SDPA and as plain matmuls (`VisionAttention.explicit_on_cpu`), and with the
+tower frozen (`sft --freeze-tower`),
 in one process on packed batches shaped like the tiny preset's SFT: 16 rows of 256 tokens, several short
 conversations per row (each with its own attention block), 40-64 images per batch, a different count each
 step. Prints ms/step for each and its ratio to eager.
@@ -81,6 +82,11 @@ def main() -> None:
         ms = step_ms(model, batches, device, dtype)
         tower = "tower attention as matmuls (what train does)" if explicit else "tower attention on SDPA"
         print(f"compiled decoder, {tower}: {ms:,.0f} ms/step, {eager / ms:.2f}x")
+    model = VLM.build(cfg, device=device, seed=0).train()
+    model.compile_decoder()
+    model.vision.requires_grad_(False)  # what `tinygpt4 sft --freeze-tower` does
+    ms = step_ms(model, batches, device, dtype)
+    print(f"compiled decoder, frozen tower (--freeze-tower): {ms:,.0f} ms/step, {eager / ms:.2f}x")
 
 
 if __name__ == "__main__":

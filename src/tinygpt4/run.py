@@ -16,19 +16,22 @@ from pathlib import Path
 from tinygpt4.errors import UserError
 from tinygpt4.tokenizer import atomic_write_text
 
-# What each preset runs. The tiny preset is sized for a 2-core CPU (25-35 minutes with AVX2 only). It pretrains with Muon
-# (train/muon.py) for 400 steps, which end at a lower validation loss than 700 AdamW steps did (0.642 vs 0.650)
-# in 57% of the time; the SFT model on top answered more image questions (58.6% vs 54.3%), follow-ups and
-# factual questions, fewer English exam questions (75.3% vs 81.2%; one run each, AVX2 host). Its ladder averages
-# three seeds per rung: with one, the prediction erred by +7.1%, with three by +4.1%. It has no frozen-decoder
-# vision warm-up: with a tower trained from scratch, the decoder has to learn to read the image tokens too, and
-# the same minutes spent on joint steps (330 instead of 80 warm-up + 250) doubled colour accuracy (20% -> 44%,
-# 200 held-out items) and took multi-image comparison from 74% to 94%. Its tower does train alone first, without
-# the decoder, for 250 steps on the captions (train/tower_pretrain.py, about a minute): reading the sign went
-# from 11% of held-out signs to 55% on one SFT run (42% after 150 steps) and 48-71% on others. Its fresh
-# projector, between that tower and the pretrained decoder, steps at 4x the rate (on one run: sign 78% -> 83%,
-# count 43% -> 48%, multi-image 56% -> 72%). Its 285 SFT steps see the data as often as 330 did before best-fit
-# packing filled the rows (99% of positions, was 86%).
+# What each preset runs. The tiny preset is sized for a 2-core CPU (25-35 minutes with AVX2 only). It pretrains
+# with Muon (train/muon.py) for 400 steps, which end at a lower validation loss than 700 AdamW steps did (0.642
+# vs 0.650) in 57% of the time; the SFT model on top answered more image questions (58.6% vs 54.3%), follow-ups
+# and factual questions, fewer English exam questions (75.3% vs 81.2%; one run each, AVX2 host). Its ladder
+# averages three seeds per rung: with one, the prediction erred by +7.1%, with three by +4.1%. Its vocabulary
+# stays at 8,192 tokens: 4,096 would halve the output head (44% of the matmul parameters), make a step 12-20%
+# cheaper, and ended 400 steps at 0.210 bits per byte instead of 0.218, but the ladder mispredicted that target
+# by +15% (and a 300-step one by +45%). It has no frozen-decoder vision warm-up: with a tower trained from
+# scratch, the decoder has to learn to read the image tokens too, and the same minutes spent on joint steps (330
+# instead of 80 warm-up + 250) doubled colour accuracy (20% -> 44%, 200 held-out items) and took multi-image
+# comparison from 74% to 94%. Its tower does train alone first, without the decoder, for 250 steps on the
+# captions (train/tower_pretrain.py, about a minute): reading the sign went from 11% of held-out signs to 55% on
+# one SFT run (42% after 150 steps) and 48-71% on others. Its fresh projector, between that tower and the
+# pretrained decoder, steps at 4x the rate (on one run: sign 78% -> 83%, count 43% -> 48%, multi-image 56% ->
+# 72%). Its 285 SFT steps see the data as often as 330 did before best-fit packing filled the rows (99% of
+# positions, was 86%).
 RUN_PRESETS = {
     "tiny": {"world_scale": "small", "vocab_size": 8192, "pretrain_steps": 400, "sft_steps": 285,
              "sft_lr": 5e-4, "sft_text_mix": 0.2, "sft_caption_mix": 0.3, "tower_steps": 250,
