@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from tinygpt4.checkpoint import load_model, read_config, save_model
 from tinygpt4.engine import Engine
+from tinygpt4.errors import UserError
 from tinygpt4.model.gpt import GPT
 from tinygpt4.model.vlm import VLM
 from tinygpt4.train.sft import (
@@ -219,6 +220,10 @@ def test_frozen_tower_keeps_its_weights_while_the_projector_trains(world, tiny_t
     assert all(torch.equal(weights[1][k], weights[3][k]) for k in tower)
     assert any(not torch.equal(weights[1][k], weights[3][k]) for k in projector)
     assert not torch.equal(weights[1]["lm.lm_head.weight"], weights[3]["lm.lm_head.weight"])
+    with pytest.raises(UserError, match="with --freeze-tower"):  # its optimizer state has no tower in it
+        run_sft(SFTConfig(base=str(tmp_path / "base"), data=[str(world / "chat" / "sft.jsonl")],
+                          out=str(tmp_path / "sft3"), max_steps=5, batch_size=2, vision=vc, resume=True,
+                          quiet=True))
 
 
 def test_sft_cli_reports_bad_data(tmp_path, tiny_tokenizer):

@@ -428,6 +428,12 @@ def run_sft(cfg: SFTConfig) -> dict:
     out = Path(cfg.out)
     resuming = cfg.resume and ((out / "resume" / "train_state.json").is_file()
                                or (out / ".resume-old" / "train_state.json").is_file())
+    if resuming and (out / "config.json").is_file():
+        before = read_config(out).get("tower_frozen")
+        if before is not None and before != bool(cfg.freeze_tower and with_images):
+            # the optimizer state holds the tower's moments or not: it only fits the same setting
+            raise UserError(f"{out} was trained {'with' if before else 'without'} --freeze-tower; resume it "
+                            "the same way")
     common = {"dtype": cfg.dtype, "compile": cfg.compile, "seed": cfg.seed, "quiet": cfg.quiet,
               "log_every": cfg.log_every, "optimizer": cfg.optimizer}
     tower_summary = warm_summary = None
