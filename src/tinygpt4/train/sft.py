@@ -420,6 +420,7 @@ def run_sft(cfg: SFTConfig) -> dict:
     model, attached = load_base(cfg.base, device, cfg.vision, vc is not None, cfg.seed)
     with_images = getattr(model.config, "vision", None) is not None
     image_size = model.config.vision.image_size if with_images else None
+    tower_frozen = bool(cfg.freeze_tower and with_images)
 
     def batches(examples, seed):
         return ChatBatches(examples, cfg.batch_size, seq_len, image_size=image_size, pad_id=tok.pad_id, seed=seed,
@@ -430,7 +431,7 @@ def run_sft(cfg: SFTConfig) -> dict:
                                or (out / ".resume-old" / "train_state.json").is_file())
     if resuming and (out / "config.json").is_file():
         before = read_config(out).get("tower_frozen")
-        if before is not None and before != bool(cfg.freeze_tower and with_images):
+        if before is not None and before != tower_frozen:
             # the optimizer state holds the tower's moments or not: it only fits the same setting
             raise UserError(f"{out} was trained {'with' if before else 'without'} --freeze-tower; resume it "
                             "the same way")
@@ -450,12 +451,10 @@ def run_sft(cfg: SFTConfig) -> dict:
         warm_summary = _vision_warmup(model, captions, batches(captions, cfg.seed + 1), cfg, common, tok,
                                       dist_info, out / "warmup")
 
-    if cfg.freeze_tower and with_images:
-        # no gradient reaches the tower, so autograd records nothing there: the images only run forward
-        for p in model.vision.parameters():
-            p.requires_grad_(False)
+    if tower_frozen:
+        model.vision.requires_grad_(False)  # autograd then records nothing there: images only run forward
     img_frac = sum(e.ids.count(tok.image_id) for e in train_ex) / max(1, sum(len(e.ids) for e in train_ex))
-    fpt = (model.flops_per_token(seq_len, img_frac, train_tower=not cfg.freeze_tower) if with_images
+    fpt = (model.flops_per_token(seq_len, img_frac, train_tower=not tower_frozen) if with_images
            else model.flops_per_token(seq_len))
     val = batches(val_ex, cfg.seed) if val_ex else None
     val_fixed = []
@@ -468,13 +467,13 @@ def run_sft(cfg: SFTConfig) -> dict:
     tc = TrainConfig(max_steps=cfg.max_steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps, eval_every=cfg.eval_every,
                      save_every=cfg.save_every, lr_mult=lr_mult, **common)
     extra = {"stage": "sft", "base": str(cfg.base), "vision_attached": attached,
-             "tower_frozen": bool(cfg.freeze_tower and with_images), **cfg.extra}
+             "tower_frozen": tower_frozen, **cfg.extra}
     summary = train(
         model, batches(train_ex, cfg.seed), tc, out, tokenizer=tok, eval_fn=make_val_fn(val_fixed) if val_fixed
         else None, resume=cfg.resume, extra_config=extra, dist_info=dist_info, flops_per_token=fpt,
         summary_extra={"preset": "sft", "examples": len(train_ex), "val_examples": len(val_ex),
                        "image_token_frac": round(img_frac, 4), "seq_len": seq_len, "batch_size": cfg.batch_size,
-                       "vision_attached": attached, "tower_frozen": bool(cfg.freeze_tower and with_images),
+                       "vision_attached": attached, "tower_frozen": tower_frozen,
                        "data": stats,
                        "tower_pretrain": tower_summary, "vision_warmup": warm_summary},
     )
@@ -545,7 +544,8 @@ def _cli(args) -> int:
     summary = run_sft(SFTConfig(
         base=args.base, data=args.data, out=args.out, max_steps=args.max_steps, batch_size=args.batch_size,
         lr=args.lr, vision_lr_mult=args.vision_lr_mult, projector_lr_mult=args.projector_lr_mult,
-        freeze_tower=args.freeze_tower, seq_len=args.seq_len, vision=args.vision, captions=args.captions, tower_steps=args.tower_steps,
+        freeze_tower=args.freeze_tower, seq_len=args.seq_len, vision=args.vision, captions=args.captions,
+        tower_steps=args.tower_steps,
         vision_warmup_steps=args.vision_warmup_steps, caption_mix=args.caption_mix, text_data=args.text_data,
         text_mix=args.text_mix, save_every=args.save_every, eval_every=args.eval_every, resume=args.resume,
         seed=args.seed, device=args.device, dtype=args.dtype, compile=args.compile, quiet=args.quiet,
