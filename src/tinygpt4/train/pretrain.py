@@ -17,7 +17,8 @@ from tinygpt4.train.loop import TrainConfig, init_distributed, resolve_device, t
 # Per-preset defaults: batch size in sequences, peak learning rate, steps, optimizer. The tiny preset's
 # numbers were tuned on a 2-core CPU. Muon reaches a given validation loss in about half of AdamW's steps: on
 # the small world 400 Muon steps end at 0.642, 700 AdamW steps at 0.650 and 465 at 0.714, at about the same
-# time per step (1.46 s vs 1.47 s on a 2-core AVX2 CPU). The GPU presets keep AdamW until Muon's learning rates are measured there.
+# time per step (1.46 s vs 1.47 s on a 2-core AVX2 CPU). The GPU presets keep AdamW until Muon's learning
+# rates are measured there.
 PRESET_DEFAULTS = {
     "tiny": {"batch_size": 16, "lr": 3e-3, "max_steps": 400, "optimizer": "muon"},
     "d12": {"batch_size": 32, "lr": 1e-3, "max_steps": 5000, "optimizer": "adamw"},
