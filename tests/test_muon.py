@@ -64,6 +64,23 @@ def test_muon_lowers_the_loss_and_resumes_exactly(tiny_config, tmp_path):
         assert torch.equal(p, q)
 
 
+def test_loaded_step_counters_sit_on_their_parameters_device():
+    """Regression: a resumed GPU run failed in the fused AdamW kernel ("state_steps is on cpu") because torch
+    loads "step" onto the CPU unless the param group names a fused kernel. The meta device stands in for a GPU."""
+    src = [torch.nn.Parameter(torch.randn(4, 4)), torch.nn.Parameter(torch.randn(4))]
+    opt = MuonAdamW([{"params": src, "muon": False}], lr=1e-3)
+    for p in src:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    dst = [torch.nn.Parameter(torch.empty(4, 4, device="meta")), torch.nn.Parameter(torch.empty(4, device="meta"))]
+    opt2 = MuonAdamW([{"params": dst, "muon": False}], lr=1e-3, fused=True)
+    opt2.load_state_dict(opt.state_dict())
+    for p in dst:
+        assert {name: t.device.type for name, t in opt2.state[p].items()} == \
+            {"step": "meta", "exp_avg": "meta", "exp_avg_sq": "meta"}
+        assert opt2.state[p]["step"].dtype == torch.float32
+
+
 def test_a_vlm_gives_muon_the_tower_and_decoder_blocks_and_adamw_the_projector(tiny_tokenizer):
     from conftest import tiny_model_config
 

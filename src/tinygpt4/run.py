@@ -57,6 +57,13 @@ class RunContext:
     def path(self, *parts: str) -> Path:
         return self.out.joinpath(*parts)
 
+    @property
+    def eval_device(self) -> str:
+        """Where evaluation runs: the training device ("auto" picks the GPU when there is one)."""
+        from tinygpt4.train.loop import resolve_device
+
+        return str(resolve_device(self.device))
+
 
 # ---- stages ----------------------------------------------------------------------------------------------
 
@@ -107,7 +114,7 @@ def stage_pretrain(ctx: RunContext) -> dict:
         from tinygpt4.scaling.ladder import capability_metric, load_exam_items, record_outcome
 
         items = load_exam_items(ctx.path("world", "exams"))
-        metric = capability_metric(str(ctx.path("base")), items, device=ctx.device if ctx.device != "auto" else "cpu")
+        metric = capability_metric(str(ctx.path("base")), items, device=ctx.eval_device)
         outcome = record_outcome(ctx.path("scaling"), summary["final_val_loss"], metric.get("value"))
         out["scaling_relative_error"] = outcome.get("relative_error")
     return out
@@ -136,7 +143,7 @@ def stage_sft(ctx: RunContext) -> dict:
 def stage_evals(ctx: RunContext) -> dict:
     from tinygpt4.evals.suite import run_suite
 
-    device = ctx.device if ctx.device != "auto" else "cpu"
+    device = ctx.eval_device
     out = {}
     for stage in ("base", "sft"):
         if ctx.path(stage, "model.safetensors").exists():

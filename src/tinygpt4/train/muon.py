@@ -51,6 +51,14 @@ class MuonAdamW(torch.optim.Optimizer):
         super().__init__(groups, defaults)
         self.ns_dtype, self.fused = ns_dtype, fused
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        # torch leaves a loaded "step" on the CPU unless the group names a fused kernel; ours is named on
+        # self, and the fused kernel wants each step counter on its parameter's device (a resumed GPU run failed)
+        for p, st in self.state.items():
+            if "step" in st:
+                st["step"] = st["step"].to(device=p.device, dtype=torch.float32)
+
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
