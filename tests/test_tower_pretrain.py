@@ -35,12 +35,28 @@ def test_caption_bags_weight_a_captions_rare_words_over_its_common_ones(tmp_path
     assert bags.targets.shape == (16, len(bags.vocab))
     assert torch.allclose(bags.targets.sum(1), torch.ones(16))
     col = {t: i for i, t in enumerate(bags.vocab)}
-    common = [t for t in tiny_tokenizer.encode("A sign that says") if t in col]
+    common = [(t,) for t in tiny_tokenizer.encode("A sign that says") if (t,) in col]
     assert common and all(float(bags.targets[:, col[t]].max()) == 0.0 for t in common)  # in every caption
     for i, word in enumerate(SIGNS):  # each caption's weight sits on its own word's tokens
         row = bags.targets[i * 4]
-        mine = {col[t] for t in tiny_tokenizer.encode(f" {word}.") if t in col}
+        mine = {col[(t,)] for t in tiny_tokenizer.encode(f" {word}.") if (t,) in col}
         assert float(row[sorted(mine)].sum()) == pytest.approx(1.0)
+
+
+def test_word_pairs_tell_apart_captions_that_share_their_words(tmp_path, tiny_tokenizer):
+    """Which shape has which colour: single-word bags of these two captions are equal, bags with pairs not."""
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (32, 32), (250, 250, 250)).save(tmp_path / "images" / "x.png")
+    texts = ["A red square and a blue circle.", "A blue square and a red circle."] * 2
+    path = tmp_path / "captions.jsonl"
+    path.write_text("".join(json.dumps({"image": "images/x.png", "text": t}) + "\n" for t in texts))
+    words = caption_bags(path, tiny_tokenizer)
+    assert torch.equal(words.targets[0], words.targets[1])
+    pairs = caption_bags(path, tiny_tokenizer, pairs_min_count=2)
+    assert any(len(t) == 2 for t in pairs.vocab)
+    assert not torch.equal(pairs.targets[0], pairs.targets[1])
+    assert torch.equal(pairs.targets[0], pairs.targets[2]) and torch.allclose(pairs.targets.sum(1), torch.ones(4))
+    assert all(len(t) == 1 for t in caption_bags(path, tiny_tokenizer, pairs_min_count=5).vocab)  # none that common
 
 
 def test_caption_bags_name_the_bad_line(tmp_path, tiny_tokenizer):

@@ -53,6 +53,7 @@ class SFTConfig:
     vision: str | VisionConfig = "tiny"  # tower attached to a text-only base: a preset name or a config
     captions: str | None = None     # image-caption JSONL for the vision-only stage (and caption_mix)
     tower_steps: int = 0            # a fresh tower first learns to name what it sees in --captions, alone
+    tower_pairs: int = 0            # its targets also hold adjacent-token pairs that this many captions share
     tower_lr: float = 1e-3
     tower_batch_size: int = 64      # images per tower step
     vision_warmup_steps: int = 0    # steps of the vision-only stage (decoder frozen)
@@ -381,6 +382,8 @@ def run_sft(cfg: SFTConfig) -> dict:
         raise UserError("--max-steps and --batch-size must be at least 1")
     if cfg.tower_steps < 0 or (cfg.tower_steps and not cfg.captions):
         raise UserError("--tower-steps trains the vision tower on --captions: give both (and steps >= 0)")
+    if cfg.tower_pairs < 0:
+        raise UserError("--tower-pairs must be >= 0 (0: the tower stage predicts single words only)")
     from tinygpt4.chat import count_images
     from tinygpt4.checkpoint import read_config
     from tinygpt4.config import ModelConfig
@@ -443,7 +446,8 @@ def run_sft(cfg: SFTConfig) -> dict:
         from tinygpt4.train.tower_pretrain import caption_bags, pretrain_tower
 
         tower_summary = pretrain_tower(
-            model.vision, caption_bags(cfg.captions, tok), steps=cfg.tower_steps, batch_size=cfg.tower_batch_size,
+            model.vision, caption_bags(cfg.captions, tok, cfg.tower_pairs), steps=cfg.tower_steps,
+            batch_size=cfg.tower_batch_size,
             lr=cfg.tower_lr, seed=cfg.seed, device=device, dtype=resolve_dtype(cfg.dtype, device),
             optimizer=cfg.optimizer,
             log=None if cfg.quiet or dist_info.rank else print)
@@ -522,6 +526,9 @@ def register(sub) -> None:
     p.add_argument("--tower-steps", type=int, default=0,
                    help="a fresh vision tower first trains alone on --captions for this many steps (predicting "
                    "each caption's words from the image)")
+    p.add_argument("--tower-pairs", type=int, default=0, metavar="N",
+                   help="the tower stage also predicts each pair of adjacent tokens that N or more captions share "
+                   "(\"orange square\" says which shape is orange; a bag of single words cannot); 0: words only")
     p.add_argument("--warmup-steps", type=int, default=0, dest="vision_warmup_steps",
                    help="vision-only steps on --captions first, decoder frozen (LLaVA stage 1)")
     p.add_argument("--caption-mix", type=float, default=0.0, help="fraction of examples from --captions")
@@ -545,7 +552,7 @@ def _cli(args) -> int:
         base=args.base, data=args.data, out=args.out, max_steps=args.max_steps, batch_size=args.batch_size,
         lr=args.lr, vision_lr_mult=args.vision_lr_mult, projector_lr_mult=args.projector_lr_mult,
         freeze_tower=args.freeze_tower, seq_len=args.seq_len, vision=args.vision, captions=args.captions,
-        tower_steps=args.tower_steps,
+        tower_steps=args.tower_steps, tower_pairs=args.tower_pairs,
         vision_warmup_steps=args.vision_warmup_steps, caption_mix=args.caption_mix, text_data=args.text_data,
         text_mix=args.text_mix, save_every=args.save_every, eval_every=args.eval_every, resume=args.resume,
         seed=args.seed, device=args.device, dtype=args.dtype, compile=args.compile, quiet=args.quiet,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,18 +41,25 @@ class CaptionBags:
 
     images: list[tuple[str, str]]  # (root, ref)
     targets: torch.Tensor          # [N, K], each row sums to 1
-    vocab: list[int]               # column -> token id
+    vocab: list[tuple[int, ...]]   # column -> a token id, or two adjacent ones
 
 
-def caption_bags(path: str | Path, tok: Tokenizer) -> CaptionBags:
-    """Read captions.jsonl ({"image", "text"}) into images and IDF-weighted token bags."""
+def caption_bags(path: str | Path, tok: Tokenizer, pairs_min_count: int = 0) -> CaptionBags:
+    """Read captions.jsonl ({"image", "text"}) into images and IDF-weighted token bags. With pairs_min_count
+    > 0 a bag also holds each pair of adjacent tokens that at least that many captions share: a bag of single
+    words cannot say which shape has which colour ("orange", "square", "purple"), a pair ("orange square") can."""
     from tinygpt4.train.sft import read_captions
 
     rows, folder = read_captions(path)
     if not rows:
         raise UserError(f"{path}: no captions")
     root = str(folder)
-    bags = [sorted(set(tok.encode(o["text"]))) for o in rows]
+    seqs = [tok.encode(o["text"]) for o in rows]
+    bags = [{(t,) for t in s} for s in seqs]
+    if pairs_min_count > 0:
+        pair_bags = [set(zip(s, s[1:], strict=False)) for s in seqs]
+        df = Counter(pair for b in pair_bags for pair in b)
+        bags = [b | {pair for pair in pb if df[pair] >= pairs_min_count} for b, pb in zip(bags, pair_bags)]
     vocab = sorted({t for b in bags for t in b})
     col = {t: i for i, t in enumerate(vocab)}
     hits = torch.zeros(len(rows), len(vocab))
