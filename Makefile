@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 OUT ?= runs/demo
+PRESET ?= tiny
 
 .PHONY: demo test lint bench clean-runs
 
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/tinygpt4 run --out $(OUT)
+	$(VENV)/bin/tinygpt4 run --preset $(PRESET) --out $(OUT)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
