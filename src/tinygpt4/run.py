@@ -40,7 +40,7 @@ RUN_PRESETS = {
     # Pretraining + SFT in 9.6 minutes on a 2-core AVX2 CPU instead of 20.2, for a weaker base model (English
     # exams 69.5% vs 78.0%, follow-ups 27% vs 38%) whose ladder overshoots its loss by 67% (README). With word
     # pairs in the tower's targets, count, colour, chart-largest and sign reading stayed 30 points above a blank
-    # image over two SFT seeds (colour +33 both times, the closest); with the frozen tower alone colour fell to +20.
+    # image over two SFT seeds (colour +33 both times, the closest); on `tiny` the frozen tower alone left colour +20.
     "tiny-fast": {"world_scale": "small", "vocab_size": 4096, "model_preset": "tiny", "width": 192,
                   "pretrain_steps": 300, "pretrain_lr": 4e-3, "sft_steps": 285, "sft_lr": 5e-4, "sft_text_mix": 0.2,
                   "sft_caption_mix": 0.3, "tower_steps": 250, "tower_pairs": 10, "freeze_tower": True,
