@@ -64,8 +64,9 @@ def run_dir(tmp_path_factory):
         "preset": "tiny", "seed": 0, "hardware": {"machine": "x86_64"}, "total_wall_s": 400,
         "stages": {"world": {"status": "done", "wall_s": 3.0}, "pretrain": {"status": "done", "wall_s": 300.0}}}))
     write_training(run / "base", 4_000_000, 9.0, optimizer="muon")
-    write_training(run / "sft", 4_500_000, 3.0, tower_pretrain={
-        "steps": 250, "images": 16000, "captions": 3000, "first_loss": 4.8, "final_loss": 2.3, "wall_s": 59.0})
+    write_training(run / "sft", 4_500_000, 3.0, tower_frozen=True, tower_pretrain={
+        "steps": 250, "images": 16000, "captions": 3000, "first_loss": 4.8, "final_loss": 2.3, "wall_s": 59.0,
+        "pairs_min_count": 10})
     facts = facts_from(GEO) | {"Capital of Varo?": "Lumen", "And its capital?": "Lumen"}
     suite.run_suite(ScriptedLM(facts, knows_letters=False, supports_images=False), world, run / "evals" / "base",
                     "base", log=None)
@@ -117,6 +118,7 @@ def test_full_report_sections_figures_and_escaping(run_dir, built):
     card = md.split("## Model card", 1)[1].split("\n## ", 1)[0]
     assert "| Muon + AdamW |" in card and "| – | cpu |" in card
     assert "vision tower trained alone for 250 steps" in md and "16k images from 3k captions" in md
+    assert "words that 10 or more captions share" in md and "SFT then kept it frozen." in md
 
 
 def test_report_command_rebuilds_in_place(run_dir, built, capsys):

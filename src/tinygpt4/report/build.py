@@ -256,10 +256,14 @@ class ReportBuilder:
                         "val bits/byte", "optimizer", "device"], rows)
             tower = (run.summaries.get("sft") or {}).get("tower_pretrain")
             if isinstance(tower, dict) and tower.get("steps"):
+                pairs = tower.get("pairs_min_count") or 0
+                what = (f"each caption's words and the pairs of adjacent words that {pairs} or more captions "
+                        "share" if pairs else "each caption's words")
+                frozen = " SFT then kept it frozen." if run.summaries["sft"].get("tower_frozen") else ""
                 self.p(f"Before SFT the fresh vision tower trained alone for {tower['steps']} steps "
                        f"({si(tower.get('images'))} images from {si(tower.get('captions'))} captions, "
-                       f"{duration(tower.get('wall_s'))}), predicting each caption's words from the picture "
-                       f"(loss {num(tower.get('first_loss'))} to {num(tower.get('final_loss'))}).")
+                       f"{duration(tower.get('wall_s'))}), predicting from the picture {what} "
+                       f"(loss {num(tower.get('first_loss'))} to {num(tower.get('final_loss'))}).{frozen}")
         if stages:
             srows = [[name, duration(info.get("wall_s")), str(info.get("status", ""))]
                      for name, info in stages.items() if isinstance(info, dict)]

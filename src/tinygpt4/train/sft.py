@@ -451,6 +451,7 @@ def run_sft(cfg: SFTConfig) -> dict:
             lr=cfg.tower_lr, seed=cfg.seed, device=device, dtype=resolve_dtype(cfg.dtype, device),
             optimizer=cfg.optimizer,
             log=None if cfg.quiet or dist_info.rank else print)
+        tower_summary["pairs_min_count"] = cfg.tower_pairs
     if cfg.vision_warmup_steps > 0 and captions and with_images and not resuming:
         warm_summary = _vision_warmup(model, captions, batches(captions, cfg.seed + 1), cfg, common, tok,
                                       dist_info, out / "warmup")
