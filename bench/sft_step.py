@@ -19,7 +19,8 @@ from tinygpt4.config import config_for_depth, vision_preset
 from tinygpt4.model.gpt import document_mask
 from tinygpt4.model.vision import VisionAttention
 from tinygpt4.model.vlm import IMAGE_ID, VLM
-from tinygpt4.train.loop import TrainConfig, autocast, make_optimizer, resolve_device, resolve_dtype
+from tinygpt4.runtime import autocast, compute_dtype, resolve_device
+from tinygpt4.train.loop import TrainConfig, make_optimizer
 
 
 def make_batch(gen: torch.Generator, batch: int, seq: int, vocab: int, k: int) -> dict:
@@ -64,7 +65,7 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=8192)
     args = ap.parse_args()
     device = resolve_device("auto")
-    dtype = resolve_dtype("auto", device)
+    dtype = compute_dtype(device, training=True)
     cfg = config_for_depth(4, args.vocab, args.seq)
     cfg.vision = vision_preset("tiny")
     gen = torch.Generator().manual_seed(0)

@@ -16,7 +16,8 @@ import torch
 
 from tinygpt4.config import config_for_depth
 from tinygpt4.model.gpt import GPT
-from tinygpt4.train.loop import TrainConfig, autocast, make_optimizer, resolve_device, resolve_dtype
+from tinygpt4.runtime import autocast, compute_dtype, resolve_device
+from tinygpt4.train.loop import TrainConfig, make_optimizer
 
 
 def matmul_flops(device, dtype, n=2048, iters=10) -> float:
@@ -74,7 +75,7 @@ def main() -> None:
     cfg = config_for_depth(args.depth, args.vocab, args.seq, width=args.width)
     print(f"device {device}, threads {torch.get_num_threads()}, shape depth {cfg.n_layer} width {cfg.n_embd} "
           f"head_dim {cfg.head_dim} vocab {cfg.vocab_size} seq {cfg.seq_len} batch {args.batch}")
-    picked = resolve_dtype("auto", device)
+    picked = compute_dtype(device, training=True)
     mm_name = "bf16" if picked == torch.bfloat16 else "fp32"
     # A GPU needs a bigger product to reach its rate: at 2048^3 an H100 ran 271 TFLOP/s, under the 430 that a
     # compiled d12 training step reached

@@ -22,7 +22,8 @@ from safetensors.torch import load_file, save_file
 
 from tinygpt4.config import ModelConfig
 from tinygpt4.errors import UserError
-from tinygpt4.tokenizer import Tokenizer, atomic_write_text, default_mode
+from tinygpt4.runtime import atomic_write_text, default_mode
+from tinygpt4.tokenizer import Tokenizer
 
 
 def _atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None):

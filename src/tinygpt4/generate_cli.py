@@ -24,7 +24,7 @@ def register(sub) -> None:
 def load_for_generation(args):
     """Check the sampling flags `generate` and `chat` share, then load MODEL_DIR on --device."""
     from tinygpt4.checkpoint import load_model
-    from tinygpt4.train.loop import resolve_device
+    from tinygpt4.runtime import resolve_device
 
     if args.max_tokens < 1:
         raise UserError("--max-tokens must be at least 1")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinygpt4.errors import UserError
-from tinygpt4.tokenizer import atomic_write_text
+from tinygpt4.runtime import atomic_write_text, resolve_device
 
 # What each preset runs. The tiny preset is sized for a 2-core CPU (25-35 minutes with AVX2 only). It pretrains
 # with Muon (train/muon.py) for 400 steps, which end at a lower validation loss than 700 AdamW steps did (0.642
@@ -68,8 +68,6 @@ class RunContext:
     @property
     def eval_device(self) -> str:
         """Where evaluation runs: the training device ("auto" picks the GPU when there is one)."""
-        from tinygpt4.train.loop import resolve_device
-
         return str(resolve_device(self.device))
 
 

@@ -7,10 +7,8 @@ so a user typing "<|eot|>" can never inject a control token.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +17,7 @@ from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
 from tinygpt4.errors import UserError
+from tinygpt4.runtime import atomic_write_text
 
 SPECIALS = ["<|pad|>", "<|bos|>", "<|eot|>", "<|system|>", "<|user|>", "<|assistant|>", "<|image|>"]
 ROLES = ("system", "user", "assistant")
@@ -108,38 +107,6 @@ class Tokenizer:
     def token_bytes(self, token_id: int) -> bytes:
         """The raw bytes a token stands for (streaming decodes these incrementally, so no UTF-8 char splits)."""
         return self._token_bytes[int(token_id)]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-@functools.cache
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def default_mode(directory: bool = False) -> int:
-    """The permissions open() or mkdir() would give under the umask; temp files are made 0600/0700, and a
-    checkpoint or report renamed into place must not stay private to its writer."""
-    return (0o777 if directory else 0o666) & ~_umask()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, default_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _new_hf_tokenizer() -> HFTokenizer:

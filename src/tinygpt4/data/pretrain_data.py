@@ -33,7 +33,7 @@ import torch
 
 from tinygpt4.data.readers import TXT_DOC_CHARS, expand_pretrain_paths, iter_pretrain_texts
 from tinygpt4.errors import UserError
-from tinygpt4.tokenizer import default_mode
+from tinygpt4.runtime import default_mode
 
 CACHE_VERSION = 1
 ENCODE_CHUNK_CHARS = 4_000_000   # characters handed to encode_batch at a time

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tinygpt4.tokenizer import atomic_write_text
+from tinygpt4.runtime import atomic_write_text
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 

@@ -807,7 +807,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     builder = ReportBuilder(run, out)
     blocks = builder.build()
     title = next((b.text for b in blocks if isinstance(b, Heading)), "tinygpt4 report")
-    from tinygpt4.tokenizer import atomic_write_text
+    from tinygpt4.runtime import atomic_write_text
 
     atomic_write_text(out / "report.md", render_markdown(blocks))
     atomic_write_text(out / "index.html", render_html(blocks, title))

@@ -63,8 +63,8 @@ import numpy as np
 
 from tinygpt4.config import ModelConfig
 from tinygpt4.errors import UserError
+from tinygpt4.runtime import atomic_write_text
 from tinygpt4.scaling.fit import bootstrap_power_law, fit_power_law
-from tinygpt4.tokenizer import atomic_write_text
 
 GPU_PRESETS = {"d12", "d20", "d26"}
 LR_EXPONENT = 0.5
@@ -308,7 +308,7 @@ def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0
     _write_json(out / "ladder.json", plan)
     if exams:
         load_exam_items(exams)  # fail on a bad folder before any training
-    from tinygpt4.train.loop import resolve_device
+    from tinygpt4.runtime import resolve_device
 
     on_cpu = resolve_device(target_cfg.device).type == "cpu"
     if workers is None:
@@ -577,7 +577,7 @@ def capability_metric(model_dir_or_lm, items: list, *, device: str = "cpu") -> d
     lm = model_dir_or_lm
     if isinstance(lm, str | Path):
         from tinygpt4.evals.local import LocalModel
-        from tinygpt4.train.loop import resolve_device
+        from tinygpt4.runtime import resolve_device
 
         lm = LocalModel(str(lm), device=str(resolve_device(device)))
     reqs = []

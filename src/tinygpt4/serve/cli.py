@@ -44,8 +44,8 @@ def register(sub) -> None:
 def _cli(args) -> int:
     import uvicorn
 
+    from tinygpt4.runtime import resolve_device
     from tinygpt4.serve.api import ServeSettings, create_app
-    from tinygpt4.train.loop import resolve_device
 
     model_dir = Path(args.model_dir)
     if not (model_dir / "config.json").is_file():

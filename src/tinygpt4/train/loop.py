@@ -10,19 +10,27 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Protocol
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from tinygpt4.checkpoint import load_resume_state, save_model, save_resume_state
-from tinygpt4.errors import UserError
-from tinygpt4.tokenizer import Tokenizer, atomic_write_text
+from tinygpt4.runtime import (
+    Dist,
+    atomic_write_text,
+    autocast,
+    compute_dtype,
+    deterministic_algorithms,
+    hardware_name,
+)
+from tinygpt4.tokenizer import Tokenizer
+from tinygpt4.train.muon import MuonAdamW, is_hidden_matrix
 
 
 class BatchSource(Protocol):
@@ -56,88 +64,12 @@ class TrainConfig:
     quiet: bool = False
 
 
-# ---- hardware ---------------------------------------------------------------------------------------------
-
-@cache
-def cpu_has_bf16() -> bool:
-    """AMX or AVX-512 BF16: bf16 matmuls run natively, so autocast pays off on the CPU."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """"auto": this process's GPU when there is one, else the CPU. A bare "cuda" also means this process's GPU
-    (torchrun's LOCAL_RANK), so `torch.cuda.set_device` and DDP get an index."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"unknown device {device!r} (auto, cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"device {device!r}: no CUDA GPU is visible to PyTorch here (try --device cpu)")
-        if dev.index is None:
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        # fp32 matmuls outside autocast (fp32 logits, evaluation, --dtype fp32) on the tensor cores as TF32
-        torch.set_float32_matmul_precision("high")
-    return dev
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    if dtype == "fp32":
-        return torch.float32
-    if dtype == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if cpu_has_bf16() else torch.float32
-
-
-def autocast(device: torch.device, dtype: torch.dtype):
-    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32)
-
-
-def hardware_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-
-
-# ---- distributed ------------------------------------------------------------------------------------------
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed() -> Dist:
-    """Under torchrun: join the process group (NCCL on GPUs, gloo on CPU). Otherwise a single process."""
-    ws = int(os.environ.get("WORLD_SIZE", 1))
-    if ws <= 1:
-        return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
-
-
 # ---- optimizer and schedule -------------------------------------------------------------------------------
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     """AdamW; matrices decay, vectors (norms) and embeddings do not. Parameters whose names start with a
     prefix in cfg.lr_mult train at that multiple of the schedule's rate (a tower trained from scratch
     beside a pretrained decoder needs larger steps than the decoder can take without forgetting)."""
-    from tinygpt4.train.muon import MuonAdamW, is_hidden_matrix
-
     if cfg.optimizer not in ("adamw", "muon"):
         raise ValueError(f"unknown optimizer {cfg.optimizer!r} (choose adamw or muon)")
     by_group: dict[tuple[bool, bool, float], list] = {}
@@ -154,7 +86,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
     fused = device.type in ("cuda", "cpu")
     betas = (cfg.beta1, cfg.beta2)
     if cfg.optimizer == "muon":
-        ns_dtype = resolve_dtype(cfg.dtype, device)
+        ns_dtype = compute_dtype(device, cfg.dtype, training=True)
         return MuonAdamW(groups, lr=cfg.lr, betas=betas, eps=1e-8, ns_dtype=ns_dtype, fused=fused)
     for g in groups:
         del g["muon"]
@@ -219,24 +151,6 @@ def compile_mode(setting: str, model, device: torch.device, steps: int) -> str |
     return "decoder" if multimodal else "model"
 
 
-@contextmanager
-def deterministic_algorithms(on: bool):
-    """PyTorch's deterministic mode for the duration, then the caller's setting back. Inductor's CPU code
-    for the embedding's backward (index_put with accumulate) adds rows from several threads with atomics, so
-    two compiled runs of one seed drifted apart within ten steps; in deterministic mode it falls back to the
-    eager sorted kernel, at no measurable cost on the tiny preset. warn_only: an op without a deterministic
-    kernel warns instead of stopping a run."""
-    if not on:
-        yield
-        return
-    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-
-
 def train(
     model: torch.nn.Module,
     batches: BatchSource,
@@ -257,7 +171,7 @@ def train(
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
     device = next(model.parameters()).device
-    dtype = resolve_dtype(cfg.dtype, device)
+    dtype = compute_dtype(device, cfg.dtype, training=True)
     optimizer = make_optimizer(model, cfg, device)
     log = JsonlLog(out / "log.jsonl", d.main)
 
@@ -278,8 +192,6 @@ def train(
     elif mode == "decoder":
         model.compile_decoder()
     if d.world_size > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
         fwd = DDP(fwd, device_ids=[device.index] if device.type == "cuda" else None)
 
     def save() -> None:

@@ -11,8 +11,9 @@ import torch
 
 from tinygpt4.config import ModelConfig, model_preset
 from tinygpt4.errors import UserError
+from tinygpt4.runtime import init_distributed, resolve_device
 from tinygpt4.tokenizer import Tokenizer
-from tinygpt4.train.loop import TrainConfig, init_distributed, resolve_device, train
+from tinygpt4.train.loop import TrainConfig, train
 
 # Per-preset defaults: batch size in sequences, peak learning rate, steps, optimizer. The tiny preset's
 # numbers were tuned on a 2-core CPU. Muon reaches a given validation loss in about half of AdamW's steps: on

@@ -25,8 +25,9 @@ import torch
 from tinygpt4.config import VisionConfig, vision_preset
 from tinygpt4.data.images import ImageCache
 from tinygpt4.errors import UserError
+from tinygpt4.runtime import compute_dtype, init_distributed, resolve_device
 from tinygpt4.tokenizer import Tokenizer
-from tinygpt4.train.loop import TrainConfig, init_distributed, resolve_device, train
+from tinygpt4.train.loop import TrainConfig, train
 
 # Instructions for caption examples (the captions file has only image + text).
 CAPTION_PROMPTS = (
@@ -442,13 +443,12 @@ def run_sft(cfg: SFTConfig) -> dict:
               "log_every": cfg.log_every, "optimizer": cfg.optimizer}
     tower_summary = warm_summary = None
     if cfg.tower_steps > 0 and captions and attached and not resuming:
-        from tinygpt4.train.loop import resolve_dtype
         from tinygpt4.train.tower_pretrain import caption_bags, pretrain_tower
 
         tower_summary = pretrain_tower(
             model.vision, caption_bags(cfg.captions, tok, cfg.tower_pairs), steps=cfg.tower_steps,
             batch_size=cfg.tower_batch_size,
-            lr=cfg.tower_lr, seed=cfg.seed, device=device, dtype=resolve_dtype(cfg.dtype, device),
+            lr=cfg.tower_lr, seed=cfg.seed, device=device, dtype=compute_dtype(device, cfg.dtype, training=True),
             optimizer=cfg.optimizer,
             log=None if cfg.quiet or dist_info.rank else print)
         tower_summary["pairs_min_count"] = cfg.tower_pairs

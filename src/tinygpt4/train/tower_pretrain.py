@@ -31,8 +31,9 @@ from torch import nn
 
 from tinygpt4.data.images import IMAGE_MEAN, IMAGE_STD, ImageCache
 from tinygpt4.errors import UserError
+from tinygpt4.runtime import autocast
 from tinygpt4.tokenizer import Tokenizer
-from tinygpt4.train.loop import TrainConfig, autocast, make_optimizer
+from tinygpt4.train.loop import TrainConfig, make_optimizer
 
 
 @dataclass
