@@ -4,7 +4,7 @@ from tinygpt4.run import RUN_PRESETS, RunContext, pretrain_config
 
 
 def _ctx(tmp_path, preset):
-    return RunContext(tmp_path, preset, 0, "cpu", True, dict(RUN_PRESETS[preset]))
+    return RunContext(tmp_path, preset, 0, "cpu", True, RUN_PRESETS[preset])
 
 
 def test_the_fast_preset_pretrains_a_narrower_model_of_the_tiny_depth(tmp_path):

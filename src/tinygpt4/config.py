@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 
+def _known_fields(cls, d: dict) -> dict:
+    """The entries of a saved config that `cls` has fields for (a config.json may carry other keys)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
+
+
 @dataclass
 class VisionConfig:
     image_size: int = 64
@@ -26,8 +32,7 @@ class VisionConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> VisionConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**_known_fields(cls, d))
 
 
 VISION_PRESETS = {
@@ -70,8 +75,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names}
+        kw = _known_fields(cls, d)
         if kw.get("vision") is not None:
             kw["vision"] = VisionConfig.from_dict(kw["vision"])
         return cls(**kw)

@@ -1,7 +1,8 @@
 """`tinygpt4 run`: world → tokenizer → scaling → pretrain → SFT → evals → report, one stage at a time.
 
 Each finished stage is recorded in run.json with its wall time, so re-running skips it; an interrupted
-training stage resumes from its last checkpoint.
+training stage resumes from its last checkpoint. A new stage is a function `stage_<name>(ctx) -> dict` (what
+it returns is recorded in run.json) and one line in STAGES.
 """
 
 from __future__ import annotations
@@ -10,45 +11,67 @@ import json
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from tinygpt4.errors import UserError
-from tinygpt4.runtime import atomic_write_text, resolve_device
+import torch
 
-# What each preset runs. The tiny preset is sized for a 2-core CPU (25-35 minutes with AVX2 only). It pretrains
-# with Muon (train/muon.py) for 400 steps, which end at a lower validation loss than 700 AdamW steps did (0.642
-# vs 0.650) in 57% of the time; the SFT model on top answered more image questions (58.6% vs 54.3%), follow-ups
-# and factual questions, fewer English exam questions (75.3% vs 81.2%; one run each, AVX2 host). Its ladder
-# averages three seeds per rung: with one, the prediction erred by +7.1%, with three by +4.1%. Its vocabulary
-# stays at 8,192 tokens: 4,096 would halve the output head (44% of the matmul parameters), make a step 12-20%
-# cheaper, and ended 400 steps at 0.210 bits per byte instead of 0.218, but the ladder mispredicted that target
-# by +15% (and a 300-step one by +45%). It has no frozen-decoder vision warm-up: with a tower trained from
-# scratch, the decoder has to learn to read the image tokens too, and the same minutes spent on joint steps (330
-# instead of 80 warm-up + 250) doubled colour accuracy (20% -> 44%, 200 held-out items) and took multi-image
-# comparison from 74% to 94%. Its tower does train alone first, without the decoder, for 250 steps on the
-# captions (train/tower_pretrain.py, about a minute): reading the sign went from 11% of held-out signs to 55% on
-# one SFT run (42% after 150 steps) and 48-71% on others. Its fresh projector, between that tower and the
-# pretrained decoder, steps at 4x the rate (on one run: sign 78% -> 83%, count 43% -> 48%, multi-image 56% ->
-# 72%). Its 285 SFT steps see the data as often as 330 did before best-fit packing filled the rows (99% of
-# positions, was 86%).
+from tinygpt4.config import PRESETS, config_for_depth
+from tinygpt4.errors import UserError
+from tinygpt4.evals.suite import run_suite
+from tinygpt4.report.build import build_report
+from tinygpt4.runtime import atomic_write_text, resolve_device
+from tinygpt4.scaling.ladder import capability_metric, load_exam_items, record_outcome, run_ladder
+from tinygpt4.tokenizer import bytes_per_token, language_samples, train_tokenizer
+from tinygpt4.train.pretrain import PretrainConfig, run_pretrain
+from tinygpt4.train.sft import SFTConfig, run_sft
+from tinygpt4.world.build import build_world
+
+
+@dataclass(frozen=True)
+class RunPreset:
+    """What `tinygpt4 run` trains at each stage. docs/presets.md says why each preset is set as it is and
+    what its settings measured."""
+
+    world_scale: str  # tiny | small | full
+    vocab_size: int
+    pretrain_steps: int | None  # None: the model preset's own default
+    sft_steps: int
+    sft_lr: float
+    tower_steps: int  # the vision tower's stage alone on the captions before SFT
+    ladder_rungs: int
+    ladder_seeds: int  # seeds per rung, averaged
+    model_preset: str | None = None  # the model preset; None: the run preset's own name
+    width: int | None = None  # narrower than the depth's default width
+    pretrain_lr: float | None = None  # None: the model preset's default
+    pretrain_optimizer: str | None = None  # adamw | muon; None: the model preset's default
+    sft_text_mix: float = 0.2  # share of SFT rows that are pretraining text
+    sft_caption_mix: float = 0.3  # share of SFT image examples that are captions
+    projector_lr_mult: float = 1  # a fresh projector beside a pretrained decoder steps at this multiple
+    vision_warmup_steps: int = 0  # SFT steps with the decoder frozen
+    tower_pairs: int = 0  # the tower stage also predicts adjacent-token pairs shared by this many captions
+    freeze_tower: bool = False  # keep the tower as its stage left it during SFT
+
+    def with_overrides(self, overrides: dict | None) -> RunPreset:
+        """A copy with the given settings changed (None values are left as they are)."""
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        unknown = set(given) - {f.name for f in fields(self)}
+        if unknown:
+            raise UserError(f"unknown run settings: {', '.join(sorted(unknown))}")
+        return replace(self, **given)
+
+
 RUN_PRESETS = {
-    "tiny": {"world_scale": "small", "vocab_size": 8192, "pretrain_steps": 400, "sft_steps": 285,
-             "sft_lr": 5e-4, "sft_text_mix": 0.2, "sft_caption_mix": 0.3, "tower_steps": 250,
-             "projector_lr_mult": 4,
-             "vision_warmup_steps": 0, "ladder_rungs": 6, "ladder_seeds": 3},
-    # Pretraining + SFT in 9.6 minutes on a 2-core AVX2 CPU instead of 20.2, for a weaker base model (English
-    # exams 69.5% vs 78.0%, follow-ups 27% vs 38%) whose ladder overshoots its loss by 67% (README). With word
-    # pairs in the tower's targets, count, colour, chart-largest and sign reading stayed 30 points above a blank
-    # image over two SFT seeds (colour +33 both times, the closest); on `tiny` the frozen tower alone left colour +20.
-    "tiny-fast": {"world_scale": "small", "vocab_size": 4096, "model_preset": "tiny", "width": 192,
-                  "pretrain_steps": 300, "pretrain_lr": 4e-3, "sft_steps": 285, "sft_lr": 5e-4, "sft_text_mix": 0.2,
-                  "sft_caption_mix": 0.3, "tower_steps": 250, "tower_pairs": 10, "freeze_tower": True,
-                  "projector_lr_mult": 4, "vision_warmup_steps": 0, "ladder_rungs": 6, "ladder_seeds": 3},
-    "d12": {"world_scale": "full", "vocab_size": 32768, "pretrain_steps": None, "sft_steps": 2000,
-            "sft_lr": 3e-4, "sft_text_mix": 0.2, "sft_caption_mix": 0.3, "tower_steps": 1000,
-            "projector_lr_mult": 1,
-            "vision_warmup_steps": 500, "ladder_rungs": 6, "ladder_seeds": 1},
+    # a 2-core CPU: Muon pretraining, a tower stage alone on the captions, then joint SFT
+    "tiny": RunPreset(world_scale="small", vocab_size=8192, pretrain_steps=400, sft_steps=285, sft_lr=5e-4,
+                      tower_steps=250, ladder_rungs=6, ladder_seeds=3, projector_lr_mult=4),
+    # the same depth in about half the training time: narrower, a smaller vocabulary, a frozen tower
+    "tiny-fast": RunPreset(world_scale="small", vocab_size=4096, pretrain_steps=300, sft_steps=285, sft_lr=5e-4,
+                           tower_steps=250, ladder_rungs=6, ladder_seeds=3, model_preset="tiny", width=192,
+                           pretrain_lr=4e-3, tower_pairs=10, freeze_tower=True, projector_lr_mult=4),
+    # one GPU
+    "d12": RunPreset(world_scale="full", vocab_size=32768, pretrain_steps=None, sft_steps=2000, sft_lr=3e-4,
+                     tower_steps=1000, ladder_rungs=6, ladder_seeds=1, vision_warmup_steps=500),
 }
 
 
@@ -59,7 +82,7 @@ class RunContext:
     seed: int
     device: str
     quiet: bool
-    settings: dict
+    settings: RunPreset
     state: dict = field(default_factory=dict)
 
     def path(self, *parts: str) -> Path:
@@ -74,56 +97,43 @@ class RunContext:
 # ---- stages ----------------------------------------------------------------------------------------------
 
 def stage_world(ctx: RunContext) -> dict:
-    from tinygpt4.world.build import build_world
-
-    manifest = build_world(ctx.path("world"), seed=ctx.seed, scale=ctx.settings["world_scale"], force=True)
-    return {"scale": ctx.settings["world_scale"], "counts": manifest.get("counts", {})}
+    manifest = build_world(ctx.path("world"), seed=ctx.seed, scale=ctx.settings.world_scale, force=True)
+    return {"scale": ctx.settings.world_scale, "counts": manifest.get("counts", {})}
 
 
 def stage_tokenizer(ctx: RunContext) -> dict:
-    from tinygpt4.tokenizer import bytes_per_token, language_samples, train_tokenizer
-
     data = [str(ctx.path("world", "pretrain"))]
-    tok = train_tokenizer(data, ctx.settings["vocab_size"])
+    tok = train_tokenizer(data, ctx.settings.vocab_size)
     tok.save(ctx.path("tokenizer"))
     samples = language_samples([str(ctx.path("world", "heldout"))])
     return {"vocab_size": tok.vocab_size,
             **{f"bytes_per_token_{k}": round(bytes_per_token(tok, v), 3) for k, v in sorted(samples.items())}}
 
 
-def pretrain_config(ctx: RunContext, resume: bool = False):
-    from tinygpt4.config import PRESETS, config_for_depth
-    from tinygpt4.train.pretrain import PretrainConfig
-
+def pretrain_config(ctx: RunContext, resume: bool = False) -> PretrainConfig:
     s = ctx.settings
-    preset = s.get("model_preset", ctx.preset)
+    preset = s.model_preset or ctx.preset
     # a preset narrower than its depth's default width (the scaling ladder sizes its rungs from this model)
-    model = config_for_depth(PRESETS[preset], s["vocab_size"], width=s["width"]) if s.get("width") else None
+    model = config_for_depth(PRESETS[preset], s.vocab_size, width=s.width) if s.width else None
     return PretrainConfig(
         data=[str(ctx.path("world", "pretrain"))], tokenizer=str(ctx.path("tokenizer")), out=str(ctx.path("base")),
-        preset=preset, model=model, lr=s.get("pretrain_lr"), max_steps=s["pretrain_steps"], seed=ctx.seed,
-        device=ctx.device, optimizer=s.get("pretrain_optimizer"),
+        preset=preset, model=model, lr=s.pretrain_lr, max_steps=s.pretrain_steps, seed=ctx.seed,
+        device=ctx.device, optimizer=s.pretrain_optimizer,
         quiet=ctx.quiet, resume=resume, cache_dir=str(ctx.path(".cache", "tokens")),
     )
 
 
 def stage_scaling(ctx: RunContext) -> dict:
-    from tinygpt4.scaling.ladder import run_ladder
-
-    fit = run_ladder(pretrain_config(ctx), ctx.path("scaling"), n_rungs=ctx.settings["ladder_rungs"],
-                     seeds=ctx.settings["ladder_seeds"], seed=ctx.seed, exams=str(ctx.path("world", "exams")), log=_say)
+    fit = run_ladder(pretrain_config(ctx), ctx.path("scaling"), n_rungs=ctx.settings.ladder_rungs,
+                     seeds=ctx.settings.ladder_seeds, seed=ctx.seed, exams=str(ctx.path("world", "exams")), log=_say)
     return {"predicted_final_loss": fit.get("predicted_final_loss")}
 
 
 def stage_pretrain(ctx: RunContext) -> dict:
-    from tinygpt4.train.pretrain import run_pretrain
-
     resume = ctx.path("base", "resume").exists()
     summary = run_pretrain(pretrain_config(ctx, resume=resume))
     out = {"final_val_loss": summary["final_val_loss"], "tokens": summary["tokens"]}
     if ctx.path("scaling", "fit.json").exists() and not ctx.path("scaling", "outcome.json").exists():
-        from tinygpt4.scaling.ladder import capability_metric, load_exam_items, record_outcome
-
         items = load_exam_items(ctx.path("world", "exams"))
         metric = capability_metric(str(ctx.path("base")), items, device=ctx.eval_device)
         outcome = record_outcome(ctx.path("scaling"), summary["final_val_loss"], metric.get("value"))
@@ -132,29 +142,21 @@ def stage_pretrain(ctx: RunContext) -> dict:
 
 
 def stage_sft(ctx: RunContext) -> dict:
-    from tinygpt4.train.sft import SFTConfig, run_sft
-
-    w = ctx.path("world")
+    w, s = ctx.path("world"), ctx.settings
     cfg = SFTConfig(
         base=str(ctx.path("base")), data=[str(w / "chat" / "sft.jsonl")], out=str(ctx.path("sft")),
-        captions=str(w / "captions.jsonl"), tower_steps=ctx.settings["tower_steps"],
-        projector_lr_mult=ctx.settings["projector_lr_mult"],
-        vision_warmup_steps=ctx.settings["vision_warmup_steps"],
-        text_data=[str(w / "pretrain")], text_mix=ctx.settings["sft_text_mix"], lr=ctx.settings["sft_lr"],
-        caption_mix=ctx.settings["sft_caption_mix"], tower_pairs=ctx.settings.get("tower_pairs", 0),
-        freeze_tower=ctx.settings.get("freeze_tower", False),
-        seed=ctx.seed, device=ctx.device, quiet=ctx.quiet,
-        resume=ctx.path("sft", "resume").exists(),
+        captions=str(w / "captions.jsonl"), tower_steps=s.tower_steps, projector_lr_mult=s.projector_lr_mult,
+        vision_warmup_steps=s.vision_warmup_steps, text_data=[str(w / "pretrain")], text_mix=s.sft_text_mix,
+        lr=s.sft_lr, caption_mix=s.sft_caption_mix, tower_pairs=s.tower_pairs, freeze_tower=s.freeze_tower,
+        seed=ctx.seed, device=ctx.device, quiet=ctx.quiet, resume=ctx.path("sft", "resume").exists(),
     )
-    if ctx.settings["sft_steps"]:
-        cfg.max_steps = ctx.settings["sft_steps"]
+    if s.sft_steps:
+        cfg.max_steps = s.sft_steps
     summary = run_sft(cfg)
     return {"final_val_loss": summary.get("final_val_loss"), "tokens": summary.get("tokens")}
 
 
 def stage_evals(ctx: RunContext) -> dict:
-    from tinygpt4.evals.suite import run_suite
-
     device = ctx.eval_device
     out = {}
     for stage in ("base", "sft"):
@@ -165,10 +167,7 @@ def stage_evals(ctx: RunContext) -> dict:
 
 
 def stage_report(ctx: RunContext) -> dict:
-    from tinygpt4.report.build import build_report
-
-    path = build_report(ctx.out)
-    return {"report": str(path)}
+    return {"report": str(build_report(ctx.out))}
 
 
 STAGES: list[tuple[str, Callable[[RunContext], dict], str]] = [
@@ -197,15 +196,9 @@ def _load_state(path: Path) -> dict:
         raise UserError(f"{path}: invalid JSON ({e}); delete it to start the run over") from None
 
 
-def run(out: str | Path, preset: str = "tiny", seed: int = 0, device: str = "auto", quiet: bool = False,
-        only: list[str] | None = None, skip: list[str] | None = None, overrides: dict | None = None) -> dict:
-    if preset not in RUN_PRESETS:
-        raise UserError(f"unknown run preset {preset!r} (choose from {', '.join(RUN_PRESETS)})")
-    settings = {**RUN_PRESETS[preset], **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    state_path = out / "run.json"
-    state = _load_state(state_path)
+def _open_state(out: Path, preset: str, seed: int, settings: RunPreset) -> dict:
+    """run.json of this run folder, checked against what this invocation asks for."""
+    state = _load_state(out / "run.json")
     if state and (state.get("preset"), state.get("seed")) != (preset, seed):
         raise UserError(f"{out} holds a run with preset {state.get('preset')} and seed {state.get('seed')}; "
                         "use another --out")
@@ -214,20 +207,35 @@ def run(out: str | Path, preset: str = "tiny", seed: int = 0, device: str = "aut
     state.setdefault("stages", {})
     state["hardware"] = {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
                          "python": platform.python_version()}
-    state.setdefault("settings", settings)
-    if state["settings"] != settings:
-        raise UserError(f"{out} was started with other settings ({state['settings']}); use another --out")
-    ctx = RunContext(out, preset, seed, device, quiet, settings, state)
+    if "settings" in state:
+        try:
+            started = replace(settings, **state["settings"])
+        except TypeError:
+            started = None
+        if started != settings:
+            raise UserError(f"{out} was started with other settings ({state['settings']}); use another --out")
+    state["settings"] = asdict(settings)
+    return state
+
+
+def run(out: str | Path, preset: str = "tiny", seed: int = 0, device: str = "auto", quiet: bool = False,
+        only: list[str] | None = None, skip: list[str] | None = None, overrides: dict | None = None) -> dict:
+    if preset not in RUN_PRESETS:
+        raise UserError(f"unknown run preset {preset!r} (choose from {', '.join(RUN_PRESETS)})")
+    settings = RUN_PRESETS[preset].with_overrides(overrides)
     names = [s[0] for s in STAGES]
     for bad in (only or []) + (skip or []):
         if bad not in names:
             raise UserError(f"unknown stage {bad!r} (stages: {', '.join(names)})")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = _open_state(out, preset, seed, settings)
+    ctx = RunContext(out, preset, seed, device, quiet, settings, state)
     t_all = time.time()
     for i, (name, fn, what) in enumerate(STAGES, 1):
-        done = state["stages"].get(name, {}).get("status") == "done"
         if (only and name not in only) or (skip and name in skip):
             continue
-        if done and not only:
+        if state["stages"].get(name, {}).get("status") == "done" and not only:
             _say(f"[{i}/{len(STAGES)}] {name}: done earlier ({state['stages'][name]['wall_s']:.0f}s), skipped")
             continue
         _say(f"[{i}/{len(STAGES)}] {name}: {what} ...")
@@ -235,11 +243,11 @@ def run(out: str | Path, preset: str = "tiny", seed: int = 0, device: str = "aut
         result = fn(ctx)
         wall = time.time() - t0
         state["stages"][name] = {"status": "done", "wall_s": round(wall, 2), **result}
-        atomic_write_text(state_path, json.dumps(state, indent=2))
+        atomic_write_text(out / "run.json", json.dumps(state, indent=2))
         _say(f"[{i}/{len(STAGES)}] {name}: finished in {wall:.0f}s")
     total = sum(s.get("wall_s", 0) for s in state["stages"].values())
     state["total_wall_s"] = round(total, 2)
-    atomic_write_text(state_path, json.dumps(state, indent=2))
+    atomic_write_text(out / "run.json", json.dumps(state, indent=2))
     _say(f"run complete in {time.time() - t_all:.0f}s this time ({total:.0f}s of stage time in all): "
          f"{out / 'report' / 'index.html'}")
     return state
@@ -267,8 +275,6 @@ def register(sub) -> None:
 
 def _cli(a) -> int:
     if a.threads:
-        import torch
-
         torch.set_num_threads(a.threads)
     overrides = {"world_scale": a.world_scale, "pretrain_steps": a.pretrain_steps, "sft_steps": a.sft_steps,
                  "pretrain_optimizer": a.pretrain_optimizer}
