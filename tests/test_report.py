@@ -7,6 +7,7 @@ import argparse
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ from test_evals import GEO, ScriptedLM, facts_from, make_png, make_world
 from tinygpt4.errors import UserError
 from tinygpt4.evals import suite
 from tinygpt4.report import cli as report_cli
-from tinygpt4.report.build import build_report, md_escape, render_html, render_markdown
+from tinygpt4.report import registry, sections
+from tinygpt4.report.build import build_report
+from tinygpt4.report.render import md_escape, render_html, render_markdown
 
 EVIL = "<script>alert('x')</script> **bold** [link](http://evil) | cell"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -180,3 +183,46 @@ def test_markdown_escaping_is_inert():
     assert md_escape("a|b\nc") == "a\\|b<br>c"
     assert md_escape("<img src=x onerror=alert(1)>") == "&lt;img src=x onerror=alert(1)&gt;"
     assert render_markdown([]) == "\n" and "<html" in render_html([], "t")
+
+
+NEW_SECTION = """
+from tinygpt4.report.blocks import Doc, pct
+from tinygpt4.report.registry import section
+
+
+@section("brand_new_eval", order=95)
+def brand_new_eval(doc: Doc) -> None:
+    doc.h(2, "Brand new eval")
+    doc.table(["stage", "accuracy"], [[s, pct(0.5)] for s in doc.run.eval_stages])
+"""
+
+
+def _sections(md: str) -> list[str]:
+    return [line[3:] for line in md.splitlines() if line.startswith("## ")]
+
+
+def test_a_new_section_module_is_all_it_takes(run_dir, tmp_path, monkeypatch):
+    """A module dropped into the sections package shows up in its place, in the contents and in both
+    renderings, with no edit to the builder or the registry."""
+    extra = tmp_path / "more_sections"
+    extra.mkdir()
+    (extra / "brand_new_eval.py").write_text(NEW_SECTION, encoding="utf-8")
+    monkeypatch.setattr(sections, "__path__", [*sections.__path__, str(extra)])
+    monkeypatch.setattr(registry, "SECTIONS", dict(registry.SECTIONS))
+    try:
+        index = build_report(run_dir, tmp_path / "out")
+    finally:
+        sys.modules.pop(f"{sections.__name__}.brand_new_eval", None)
+    md = index.with_name("report.md").read_text(encoding="utf-8")
+    names = _sections(md)
+    assert names.index("Follow-up questions") < names.index("Brand new eval") < names.index("Image understanding")
+    assert "- [Brand new eval](#brand-new-eval)" in md and "| base | 50.0% |" in md
+    assert '<h2 id="brand-new-eval">Brand new eval</h2>' in index.read_text(encoding="utf-8")
+
+
+def test_sections_register_once_in_a_fixed_order(monkeypatch):
+    monkeypatch.setattr(registry, "SECTIONS", dict(registry.SECTIONS))
+    names = [s.name for s in registry.ordered_sections()]
+    assert names[:3] == ["model_card", "training", "exams"] and names[-2:] == ["scaling", "safety"]
+    with pytest.raises(ValueError, match="twice"):
+        registry.section("truthfulqa", order=1)(lambda doc: None)
