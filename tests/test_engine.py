@@ -1,6 +1,7 @@
 import torch
 
-from tinygpt4.engine import Engine, naive_greedy, sample_next
+from tinygpt4.decoding import sample_next
+from tinygpt4.engine import Engine, naive_greedy
 from tinygpt4.model.gpt import GPT
 
 

@@ -8,7 +8,8 @@ from PIL import Image
 from tinygpt4.chat import render_chat
 from tinygpt4.checkpoint import load_model, save_model
 from tinygpt4.config import VisionConfig, vision_preset
-from tinygpt4.engine import Engine, mask_specials
+from tinygpt4.decoding import mask_specials
+from tinygpt4.engine import Engine
 from tinygpt4.model.gpt import GPT
 from tinygpt4.model.vision import Projector, VisionAttention, pixel_shuffle
 from tinygpt4.model.vlm import VLM

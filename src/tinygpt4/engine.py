@@ -1,7 +1,8 @@
 """Batched generation with a KV cache: sampling, stop tokens and strings, UTF-8-safe streaming, logprobs.
 
-Prompts of different lengths are left-padded and share one cache write position; padding is masked out and
-each row has its own RoPE positions, so a batched row decodes exactly as it would alone.
+A fixed set of prompts is prefilled together and decoded until every row has finished; the prefill, the
+decode step and the sampler are the shared core in `tinygpt4.decoding`, which the server's continuous batcher
+uses too.
 """
 
 from __future__ import annotations
@@ -13,10 +14,19 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from tinygpt4.decoding import (
+    decode_step,
+    log_probs,
+    mask_specials,
+    prefill,
+    sample_next,
+    seeded_generator,
+    token_logprob,
+)
 from tinygpt4.errors import UserError
-from tinygpt4.model.gpt import KVCache, causal_mask_with_padding
+from tinygpt4.runtime import autocast, compute_dtype
 from tinygpt4.stops import StopText
-from tinygpt4.tokenizer import SPECIALS, Tokenizer
+from tinygpt4.tokenizer import Tokenizer
 
 
 @dataclass
@@ -50,44 +60,12 @@ class _Row:
     done: bool = False
 
 
-# Special tokens a reply may never contain: only <|eot|> (which ends it) is generated. A sampled <|image|>
-# would claim an image that does not exist, a role token would forge a turn.
-NEVER_GENERATED = [i for i, t in enumerate(SPECIALS) if t != "<|eot|>"]
-
-
-def mask_specials(logits: torch.Tensor) -> torch.Tensor:
-    """logits [..., V] with the never-generated special tokens at -inf (a copy)."""
-    out = logits.clone()
-    out[..., NEVER_GENERATED] = float("-inf")
-    return out
-
-
-def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None,
-                generator: torch.Generator | None) -> torch.Tensor:
-    """logits [B, V] -> token ids [B]. temperature 0 is greedy."""
-    if temperature <= 0:
-        return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
-    if top_k is not None and 0 < top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and 0 < top_p < 1:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        probs = sorted_logits.softmax(-1)
-        cum = probs.cumsum(-1)
-        drop = cum - probs > top_p  # keep the smallest prefix whose mass reaches top_p
-        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-    probs = logits.softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-
-
 class Engine:
     def __init__(self, model, tokenizer: Tokenizer, dtype: torch.dtype | None = None):
         self.model = model.eval()
         self.tok = tokenizer
         self.device = next(model.parameters()).device
-        self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        self.dtype = dtype or compute_dtype(self.device)
         self.max_len = model.rope_len if hasattr(model, "rope_len") else model.lm.rope_len
         self.cfg = model.config
 
@@ -111,89 +89,69 @@ class Engine:
         (a disconnected HTTP client) abandon a row early."""
         if not prompts:
             return
-        if any(len(p) == 0 for p in prompts):
-            raise UserError("empty prompt")
-        B = len(prompts)
-        P = max(len(p) for p in prompts)
-        if P + max_new_tokens > self.max_len:
-            raise UserError(f"prompt ({P} tokens) + max_new_tokens ({max_new_tokens}) exceeds the model's "
-                            f"context of {self.max_len} tokens")
-        dev = self.device
-        ids = torch.full((B, P), self.tok.pad_id, dtype=torch.long)
-        valid = torch.zeros(B, P, dtype=torch.bool)
-        for i, p in enumerate(prompts):
-            ids[i, P - len(p):] = torch.tensor(p)
-            valid[i, P - len(p):] = True
-        ids, valid = ids.to(dev), valid.to(dev)
-        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
-        cache = KVCache(self.cfg, B, P + max_new_tokens, dev, self.dtype)
-        cache.valid[:, :P] = valid
-        gen = None
-        if seed is not None and temperature > 0:
-            gen = torch.Generator(device=dev)
-            gen.manual_seed(seed)
+        self._check(prompts, max_new_tokens)
+        gen = seeded_generator(self.device, seed) if seed is not None and temperature > 0 else None
         flat_images = [im for row in (images or []) for im in row] or None
-        autocast = torch.autocast(dev.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
-        with autocast:
-            emb = self.model.embed(ids, flat_images)
-            mask = causal_mask_with_padding(cache.valid, P, 0)
-            logits = self.model(inputs_embeds=emb, positions=positions, attn_mask=mask, cache=cache,
-                                last_only=True)[:, -1]
+        pre = prefill(self.model, prompts, flat_images, pad_id=self.tok.pad_id, room=max_new_tokens,
+                      device=self.device, dtype=self.dtype)
+        logits, cache, next_pos = pre.logits, pre.cache, pre.next_pos
         rows = [_Row(codecs.getincrementaldecoder("utf-8")(errors="replace"), StopText(stop_strings))
-                for _ in range(B)]
-        active = torch.arange(B)  # original row index of each cache row
-        next_pos = positions[:, -1] + 1
+                for _ in range(len(prompts))]
+        active = torch.arange(len(prompts))  # original row index of each cache row
         for step in range(max_new_tokens):
             logits = mask_specials(logits)
             nxt = sample_next(logits, temperature, top_k, top_p, gen)
-            lp = F.log_softmax(logits.float(), -1)
+            lp = log_probs(logits)
+            last = step == max_new_tokens - 1
             keep = []
             for j, r_idx in enumerate(active.tolist()):
-                row = rows[r_idx]
                 t = int(nxt[j])
-                tok_lp = float(lp[j, t])
-                tops = None
-                if top_logprobs:
-                    v, ix = lp[j].topk(top_logprobs)
-                    tops = {int(a): float(b) for a, b in zip(ix, v)}
-                if t == self.tok.eot_id:
-                    row.done = True
-                    tail, hit = row.stops.feed(row.decoder.decode(b"", final=True))
-                    tail = tail if hit else tail + row.stops.flush()
-                    row.text += tail
-                    yield StepEvent(r_idx, tail, t, "stop", tok_lp, tops)
-                    continue
-                row.ids.append(t)
-                last = step == max_new_tokens - 1
-                raw = row.decoder.decode(self.tok.token_bytes(t))
-                if last:
-                    raw += row.decoder.decode(b"", final=True)
-                piece, hit = row.stops.feed(raw)
-                finish = "stop" if hit else None
-                if finish is None and last:
-                    finish = "length"
-                if finish is None and should_stop is not None and should_stop(r_idx):
-                    finish = "cancelled"
-                if finish in ("length", "cancelled"):
-                    piece += row.stops.flush()
-                row.text += piece
-                yield StepEvent(r_idx, piece, t, finish, tok_lp, tops)
-                if finish is not None:
-                    row.done = True
-                else:
+                yield self._event(rows[r_idx], r_idx, t, token_logprob(lp[j], t, top_logprobs), last, should_stop)
+                if not rows[r_idx].done:
                     keep.append(j)
             if not keep:
                 return
             if len(keep) < len(active):
-                sel = torch.tensor(keep, device=dev)
+                sel = torch.tensor(keep, device=self.device)
                 cache.select(sel)
                 nxt, next_pos, active = nxt[sel], next_pos[sel], active[torch.tensor(keep)]
-            cache.valid[:, cache.pos] = True
-            mask = causal_mask_with_padding(cache.valid, 1, cache.pos)
-            with autocast:
-                logits = self.model(idx=nxt[:, None], positions=next_pos[:, None], attn_mask=mask,
-                                    cache=cache)[:, -1]
+            logits = decode_step(self.model, cache, nxt, next_pos, True, self.dtype)
             next_pos = next_pos + 1
+
+    def _check(self, prompts: list[list[int]], max_new_tokens: int) -> None:
+        if any(len(p) == 0 for p in prompts):
+            raise UserError("empty prompt")
+        P = max(len(p) for p in prompts)
+        if P + max_new_tokens > self.max_len:
+            raise UserError(f"prompt ({P} tokens) + max_new_tokens ({max_new_tokens}) exceeds the model's "
+                            f"context of {self.max_len} tokens")
+
+    def _event(self, row: _Row, r_idx: int, t: int, logprob: tuple[float, dict[int, float] | None],
+               last: bool, should_stop) -> StepEvent:
+        """Feed one sampled token to its row's text pipeline (UTF-8, stop strings) and describe what the
+        caller sees; marks the row done when this is its last event."""
+        tok_lp, tops = logprob
+        if t == self.tok.eot_id:
+            row.done = True
+            tail, hit = row.stops.feed(row.decoder.decode(b"", final=True))
+            tail = tail if hit else tail + row.stops.flush()
+            row.text += tail
+            return StepEvent(r_idx, tail, t, "stop", tok_lp, tops)
+        row.ids.append(t)
+        raw = row.decoder.decode(self.tok.token_bytes(t))
+        if last:
+            raw += row.decoder.decode(b"", final=True)
+        piece, hit = row.stops.feed(raw)
+        finish = "stop" if hit else None
+        if finish is None and last:
+            finish = "length"
+        if finish is None and should_stop is not None and should_stop(r_idx):
+            finish = "cancelled"
+        if finish in ("length", "cancelled"):
+            piece += row.stops.flush()
+        row.text += piece
+        row.done = finish is not None
+        return StepEvent(r_idx, piece, t, finish, tok_lp, tops)
 
     # -- conveniences -----------------------------------------------------------------------------------
     def generate(self, prompts: list[list[int]], **kw) -> list[Completion]:
@@ -231,7 +189,7 @@ class Engine:
                 ids[i, :len(s)] = torch.tensor(s)
             ids = ids.to(self.device)
             flat = [im for row in (imgs or []) for im in row] or None
-            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            with autocast(self.device, self.dtype):
                 logits = self.model(inputs_embeds=self.model.embed(ids, flat))
             lp = F.log_softmax(logits.float(), -1)
             tgt = lp[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)

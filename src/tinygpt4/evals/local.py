@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from tinygpt4.chat import render_chat
+from tinygpt4.checkpoint import load_model
+from tinygpt4.engine import Engine
 from tinygpt4.evals.protocol import Context, Message, Unsupported, has_images
+from tinygpt4.runtime import autocast, compute_dtype
 
 
 @dataclass
@@ -76,12 +79,11 @@ class LocalModel:
                  batch_tokens: int = 2048, row_tokens: int = 512, min_shared_prefix: int = 16,
                  gen_batch: int = 32, name: str | None = None):
         if model is None:
-            from tinygpt4.checkpoint import load_model
-
             model, tokenizer = load_model(model_dir, device=device)
         self.model = model.eval()
         self.tok = tokenizer
         self.device = next(model.parameters()).device
+        self.dtype = compute_dtype(self.device)
         cfg = model.config
         self.max_len = int(cfg.seq_len)
         vision = getattr(cfg, "vision", None)
@@ -93,7 +95,6 @@ class LocalModel:
         self.gen_batch = gen_batch
         self.name = name or (str(model_dir) if model_dir is not None else type(model).__name__)
         self._engine = None
-        self._head = _find_head(model)
 
     # -- tokenisation ----------------------------------------------------------------------------------
     @property
@@ -118,8 +119,6 @@ class LocalModel:
         return out
 
     def _render(self, messages: list[Message], max_len: int | None = None) -> tuple[list[int], list]:
-        from tinygpt4.chat import render_chat
-
         r = render_chat(messages, self.tok, image_tokens=self.image_tokens, add_generation_prompt=True,
                         max_len=max_len)
         return r.ids, r.images
@@ -259,12 +258,9 @@ class LocalModel:
         b_idx = torch.tensor([b for b, r in enumerate(batch) for _ in r.scores])
         t_idx = torch.tensor([t for r in batch for _, t, _ in r.scores])
         targets = torch.tensor([y for r in batch for _, _, y in r.scores], device=self.device)
-        cuda = self.device.type == "cuda"
-        with _head_only_at(self._head, b_idx.to(self.device), t_idx.to(self.device)) as selected, \
-                torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda):
-            logits = self.model(idx.to(self.device), positions=pos.to(self.device), attn_mask=mask)
-        if not selected():  # the model did not route through the hooked head: select here
-            logits = logits[b_idx, t_idx]
+        at = (b_idx.to(self.device), t_idx.to(self.device))  # the output head runs on the scored positions only
+        with autocast(self.device, self.dtype):
+            logits = self.model(idx.to(self.device), positions=pos.to(self.device), attn_mask=mask, logits_at=at)
         logp = F.log_softmax(logits.float(), dim=-1).gather(1, targets[:, None]).squeeze(1).tolist()
         k = 0
         for r in batch:
@@ -276,8 +272,6 @@ class LocalModel:
     @property
     def engine(self):
         if self._engine is None:
-            from tinygpt4.engine import Engine
-
             self._engine = Engine(self.model, self.tok)
         return self._engine
 
@@ -318,30 +312,3 @@ def _cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
             text = text[: text.index(s)]
     return text
 
-
-def _find_head(model: torch.nn.Module) -> torch.nn.Module | None:
-    for name, module in model.named_modules():
-        if name == "lm_head" or name.endswith(".lm_head"):
-            return module
-    return None
-
-
-@contextmanager
-def _head_only_at(head: torch.nn.Module | None, b_idx: torch.Tensor, t_idx: torch.Tensor):
-    """While active, the output head sees only the hidden states at (b_idx, t_idx): the vocabulary-sized
-    matmul runs on the scored positions alone. Yields a callable telling whether that happened."""
-    hit = []
-
-    def pre_hook(_module, args):
-        x = args[0]
-        if x.dim() == 3:
-            hit.append(True)
-            return (x[b_idx, t_idx], *args[1:])
-        return None
-
-    handle = head.register_forward_pre_hook(pre_hook) if head is not None else None
-    try:
-        yield lambda: bool(hit)
-    finally:
-        if handle is not None:
-            handle.remove()

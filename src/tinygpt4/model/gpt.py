@@ -14,6 +14,9 @@ from torch import nn
 
 from tinygpt4.config import ModelConfig
 
+# Where GPT.logits runs the output head: everywhere (None), "last", a bool mask [B, T], or (batch_idx, time_idx).
+LogitsAt = str | torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None
+
 
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float):
@@ -198,11 +201,24 @@ class GPT(nn.Module):
         positions: torch.Tensor | None = None,
         attn_mask: torch.Tensor | None = None,
         cache: KVCache | None = None,
-        last_only: bool = False,
+        logits_at: LogitsAt = None,
     ):
         """idx [B,T] (or inputs_embeds [B,T,D]); positions [B,T] default arange; attn_mask bool [B,1,T,S]
-        (True = attend) or None for plain causal attention. With targets (-1 = ignore) returns the mean loss."""
+        (True = attend) or None for plain causal attention. Returns logits (only at `logits_at`, see
+        `logits`), or with targets (-1 = ignore) the mean loss."""
         x = self.model.embed_tokens(idx) if inputs_embeds is None else inputs_embeds
+        h = self.hidden_states(x, positions, attn_mask, cache)
+        if targets is None:
+            return self.logits(h, logits_at)
+        if logits_at is not None:
+            raise ValueError("logits_at selects logits to return; with targets the loss covers every position")
+        logits = self.lm_head(h)
+        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+
+    def hidden_states(self, x: torch.Tensor, positions: torch.Tensor | None = None,
+                      attn_mask: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
+        """The decoder stack: input embeddings [B, T, D] -> final normalised hidden states [B, T, D]. With a
+        cache, keys and values are written at its position, which then moves past these T tokens."""
         B, T, _ = x.shape
         if positions is None:
             start = cache.pos if cache is not None else 0
@@ -213,13 +229,21 @@ class GPT(nn.Module):
             x = layer(x, cos, sin, attn_mask, cache, i)
         if cache is not None:
             cache.pos += T
-        x = self.model.norm(x)
-        if targets is None:
-            if last_only:
-                x = x[:, -1:]
-            return self.lm_head(x)
-        logits = self.lm_head(x)
-        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+        return self.model.norm(x)
+
+    def logits(self, h: torch.Tensor, at: LogitsAt = None) -> torch.Tensor:
+        """The output head over hidden states [B, T, D], run only on the rows that are needed (the head is a
+        vocabulary-sized matmul): None, every position ([B, T, V]); "last", each row's last position
+        ([B, 1, V]); a bool mask [B, T] or a (batch_idx, time_idx) pair, those positions ([N, V])."""
+        if at is None:
+            return self.lm_head(h)
+        if isinstance(at, str):
+            if at != "last":
+                raise ValueError(f"logits_at must be 'last', a bool mask or (batch_idx, time_idx), not {at!r}")
+            return self.lm_head(h[:, -1:])
+        if isinstance(at, tuple):
+            return self.lm_head(h[at[0], at[1]])
+        return self.lm_head(h[at])
 
 
 def causal_mask_with_padding(valid: torch.Tensor, q_len: int, start: int) -> torch.Tensor:

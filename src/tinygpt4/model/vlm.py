@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinygpt4.config import ModelConfig, VisionConfig
-from tinygpt4.model.gpt import GPT, KVCache, rope_tables
+from tinygpt4.data.images import image_to_tensor
+from tinygpt4.model.gpt import GPT, KVCache, LogitsAt, rope_tables
 from tinygpt4.model.vision import Projector, VisionTransformer, init_vision_weights
 from tinygpt4.tokenizer import SPECIALS
 
@@ -123,8 +124,6 @@ class VLM(nn.Module):
     # -- forward ----------------------------------------------------------------------------------------
     def image_pixels(self, images) -> torch.Tensor:
         """PIL images or tensors ([3,S,S] each, or one [N,3,S,S]) -> normalised pixels on the model's device."""
-        from tinygpt4.data.images import image_to_tensor
-
         size = self.config.vision.image_size
         dev = self.lm.lm_head.weight.device
         if torch.is_tensor(images):
@@ -168,7 +167,7 @@ class VLM(nn.Module):
         positions: torch.Tensor | None = None,
         attn_mask: torch.Tensor | None = None,
         cache: KVCache | None = None,
-        last_only: bool = False,
+        logits_at: LogitsAt = None,
     ):
         """As GPT.forward; `images` (PIL images or pixel tensors) fill idx's placeholder runs. With targets,
         the output head runs only where a target is set (-1 = ignore), the same mean loss for a fraction
@@ -181,34 +180,22 @@ class VLM(nn.Module):
             raise ValueError("images go through embed(); pass either images with idx, or inputs_embeds")
         if targets is None or cache is not None:
             return self.lm(targets=targets, inputs_embeds=inputs_embeds, positions=positions, attn_mask=attn_mask,
-                           cache=cache, last_only=last_only)
-        decoder = self.hidden_states
+                           cache=cache, logits_at=logits_at)
+        if logits_at is not None:
+            raise ValueError("logits_at selects logits to return; with targets the head runs where a target is set")
+        decoder = self.lm.hidden_states
         if self._compiled_hidden_states is not None and torch.is_grad_enabled():
             decoder = self._compiled_hidden_states
         h = decoder(inputs_embeds, positions, attn_mask)
         keep = targets != -1
         if not bool(keep.any()):
             return h.sum() * 0.0  # nothing to learn here; a zero loss that still has a graph
-        logits = self.lm.lm_head(h[keep])
-        return F.cross_entropy(logits.float(), targets[keep])
+        return F.cross_entropy(self.lm.logits(h, keep).float(), targets[keep])
 
     def compile_decoder(self, on: bool = True, backend: str = "inductor") -> None:
-        """torch.compile the decoder stack that training runs (`hidden_states`: [B, T, D] embeddings and
-        [B, 1, T, T] masks, the same shapes every step) and leave the vision tower eager: its batch is the
-        number of images, which changes every step. Only steps with gradients use it: validation under
-        no_grad would need a second graph, a compile that costs more than a few eager batches. on=False
+        """torch.compile the decoder stack that training runs (`GPT.hidden_states` without a cache: [B, T, D]
+        embeddings and [B, 1, T, T] masks, the same shapes every step) and leave the vision tower eager: its
+        batch is the number of images, which changes every step. Only steps with gradients use it: validation
+        under no_grad would need a second graph, a compile that costs more than a few eager batches. on=False
         drops it."""
-        self._compiled_hidden_states = torch.compile(self.hidden_states, backend=backend) if on else None
-
-    def hidden_states(self, x: torch.Tensor, positions: torch.Tensor | None = None,
-                      attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The decoder's final normalised hidden states [B, T, D] (GPT.forward up to its output head)."""
-        lm = self.lm
-        B, T, _ = x.shape
-        if positions is None:
-            positions = torch.arange(T, device=x.device).expand(B, T)
-        cos = lm.rope_cos[positions].unsqueeze(1).to(x.dtype)
-        sin = lm.rope_sin[positions].unsqueeze(1).to(x.dtype)
-        for i, layer in enumerate(lm.model.layers):
-            x = layer(x, cos, sin, attn_mask, None, i)
-        return lm.model.norm(x)
+        self._compiled_hidden_states = torch.compile(self.lm.hidden_states, backend=backend) if on else None

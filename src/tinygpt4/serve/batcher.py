@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from tinygpt4.serve.decoder import RowSpec
 from tinygpt4.stops import StopText
 
 log = logging.getLogger("tinygpt4.serve")
@@ -289,8 +290,6 @@ class Batcher:
             self._gauge()
         if not taken:
             return
-        from tinygpt4.serve.decoder import RowSpec
-
         specs = []
         for h in taken:
             r = h.req

@@ -1,9 +1,10 @@
 """Continuous batching: rows join and leave a running KV-cache batch between decoding steps.
 
 `Engine.stream_batch` decodes a fixed set of prompts; a server wants a new request to start at the next step
-instead of after the slowest answer in front of it. This decoder keeps the engine's cache layout (rows share
-one write position, left padding is masked through `valid`, each row has its own RoPE positions, so a row
-decodes exactly as it would alone) and manages it as slots:
+instead of after the slowest answer in front of it. This decoder shares the engine's prefill, decode step and
+sampler (`tinygpt4.decoding`), so its cache layout too (rows share one write position, left padding is masked
+through `valid`, each row has its own RoPE positions, so a row decodes exactly as it would alone), and
+manages that cache as slots:
 
 - a joining row is prefilled on its own (with any others joining at the same step), then its keys and values
   are written, right-aligned at the shared position, into the slot of a row that has finished; only when no
@@ -21,10 +22,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
-from tinygpt4.engine import mask_specials, sample_next
-from tinygpt4.model.gpt import KVCache, causal_mask_with_padding
+from tinygpt4.decoding import (
+    decode_step,
+    log_probs,
+    mask_specials,
+    prefill,
+    sample_next,
+    seeded_generator,
+    token_logprob,
+)
+from tinygpt4.model.gpt import KVCache
 
 HEADROOM = 64  # spare columns when the cache is rebuilt, so it is not rebuilt at every step
 
@@ -76,12 +84,7 @@ class Decoder:
         return [s for s in self.slots if s is not None]
 
     def make_generator(self, seed: int) -> torch.Generator:
-        g = torch.Generator(device=self.device)
-        g.manual_seed(seed)
-        return g
-
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+        return seeded_generator(self.device, seed)
 
     # -- joining ---------------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -92,24 +95,11 @@ class Decoder:
         for s in specs:
             if not s.prompt or len(s.prompt) + s.max_new > self.max_len:
                 raise ValueError("prompt + max_new does not fit the context")
-        B, P = len(specs), max(len(s.prompt) for s in specs)
-        ids = torch.full((B, P), self.tok.pad_id, dtype=torch.long)
-        valid = torch.zeros(B, P, dtype=torch.bool)
-        for i, s in enumerate(specs):
-            ids[i, P - len(s.prompt):] = torch.tensor(s.prompt)
-            valid[i, P - len(s.prompt):] = True
-        ids, valid = ids.to(self.device), valid.to(self.device)
-        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
-        new = KVCache(self.cfg, B, P, self.device, self.dtype)
-        new.valid[:, :P] = valid
         flat_images = [im for s in specs for im in s.images] or None
-        with self._autocast():
-            emb = self.model.embed(ids, flat_images)
-            mask = causal_mask_with_padding(new.valid, P, 0)
-            logits = self.model(inputs_embeds=emb, positions=positions, attn_mask=mask, cache=new,
-                                last_only=True)[:, -1]
-        tokens, chosen = self._sample(logits, specs)
-        self._place(new, specs, chosen, positions[:, -1] + 1)
+        pre = prefill(self.model, [s.prompt for s in specs], flat_images, pad_id=self.tok.pad_id, room=0,
+                      device=self.device, dtype=self.dtype)
+        tokens, chosen = self._sample(pre.logits, specs)
+        self._place(pre.cache, specs, chosen, pre.next_pos)
         return tokens
 
     def _place(self, new: KVCache, specs: list[RowSpec], last: torch.Tensor, next_pos: torch.Tensor) -> None:
@@ -180,13 +170,8 @@ class Decoder:
         if not self.rows:
             return []
         self._reserve()
-        c = self.cache
         alive = torch.tensor([s is not None for s in self.slots], device=self.device)
-        c.valid[:, c.pos] = alive
-        mask = causal_mask_with_padding(c.valid, 1, c.pos)
-        with self._autocast():
-            logits = self.model(idx=self.last[:, None], positions=self.next_pos[:, None], attn_mask=mask,
-                                cache=c)[:, -1]
+        logits = decode_step(self.model, self.cache, self.last, self.next_pos, alive, self.dtype)
         live = [i for i, s in enumerate(self.slots) if s is not None]
         specs = [self.slots[i] for i in live]
         if len(live) < len(self.slots):
@@ -216,14 +201,9 @@ class Decoder:
         want = [i for i, s in enumerate(specs) if s.logprobs]
         lps: dict[int, tuple[float, dict | None]] = {}
         if want:
-            lp = F.log_softmax(logits[torch.tensor(want, device=logits.device)].float(), -1)
+            lp = log_probs(logits[torch.tensor(want, device=logits.device)])
             for j, i in enumerate(want):
-                t = int(chosen[i])
-                top = None
-                if specs[i].top_logprobs:
-                    v, ix = lp[j].topk(specs[i].top_logprobs)
-                    top = {int(a): float(b) for a, b in zip(ix, v)}
-                lps[i] = (float(lp[j, t]), top)
+                lps[i] = token_logprob(lp[j], int(chosen[i]), specs[i].top_logprobs)
         ids = chosen.tolist()
         tokens = [Token(s.key, ids[i], *lps.get(i, (None, None))) for i, s in enumerate(specs)]
         return tokens, chosen
