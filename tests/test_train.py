@@ -110,22 +110,22 @@ def test_bad_paths_exit_2(tmp_path, capsys):
 
 def test_device_names_resolve_to_an_indexed_gpu_or_a_clear_error(monkeypatch):
     """Regression: `--device cuda` reached torch.cuda.set_device without an index and failed with a traceback."""
+    from tinygpt4 import runtime
     from tinygpt4.errors import UserError
-    from tinygpt4.train import loop
 
-    assert loop.resolve_device("cpu") == torch.device("cpu")
+    assert runtime.resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(UserError, match="unknown device"):
-        loop.resolve_device("gpu0")
+        runtime.resolve_device("gpu0")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert loop.resolve_device("auto") == torch.device("cpu")
+    assert runtime.resolve_device("auto") == torch.device("cpu")
     with pytest.raises(UserError, match="no CUDA GPU"):
-        loop.resolve_device("cuda")
+        runtime.resolve_device("cuda")
     precision = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch, "set_float32_matmul_precision", precision.append)
     monkeypatch.setenv("LOCAL_RANK", "1")
-    assert loop.resolve_device("cuda") == loop.resolve_device("auto") == torch.device("cuda", 1)
-    assert loop.resolve_device("cuda:0") == torch.device("cuda", 0)
+    assert runtime.resolve_device("cuda") == runtime.resolve_device("auto") == torch.device("cuda", 1)
+    assert runtime.resolve_device("cuda:0") == torch.device("cuda", 0)
     assert precision == ["high"] * 3  # fp32 matmuls on the tensor cores (TF32)
 
 
@@ -158,14 +158,14 @@ def test_learning_rate_multipliers_by_parameter_prefix():
     assert [mult[id(p)] for p in model["vision"].parameters()] == [4.0, 4.0]
     assert [mult[id(p)] for p in model["lm"].parameters()] == [1.0, 1.0]
     assert decay[id(model["vision"].weight)] > 0 and decay[id(model["vision"].bias)] == 0
-    assert opt.defaults["fused"]  # the fused kernel on CPU too: 4x faster steps than the per-tensor loop
+    assert opt.defaults["fused"]  # the fused kernel on CPU too: much faster steps than the per-tensor loop
 
 
 def test_compiled_training_is_deterministic(corpus, tmp_path):
     """Two compiled runs of one seed end with the same weights on the CPU (regression: inductor's CPU embedding
     backward added rows with atomics from several threads, so the embedding differed after a few steps). On CUDA
-    compiled runs differ in the last bits the same way (3.7e-9 after 6 steps on an H100); training there keeps
-    the fast kernels, and eager CUDA runs are bitwise equal."""
+    compiled runs differ in the last bits the same way (docs/training-notes.md); training there keeps the fast
+    kernels, and eager CUDA runs are bitwise equal."""
     from safetensors.torch import load_file
 
     data, tok = corpus

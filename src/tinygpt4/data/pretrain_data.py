@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from tinygpt4.data.readers import TXT_DOC_CHARS, expand_pretrain_paths, iter_pretrain_texts
 from tinygpt4.errors import UserError
@@ -145,19 +146,42 @@ def build_token_cache(paths: Iterable[str | os.PathLike] | str | os.PathLike, to
 
 def _tokenize_into(out: Path, files: list[Path], tokenizer, skip_bad: bool, val_fraction: float,
                    min_val_docs: int) -> dict:
+    """Tokenize every document into out/all.bin, then split it into out/train.bin and out/val.bin; returns
+    the cache's meta (without the key and sources)."""
     dtype = token_dtype(tokenizer.vocab_size)
+    all_path = out / "all.bin"
+    stats: dict = {}
+    doc_tokens, doc_bytes = _write_documents(all_path, files, tokenizer, dtype, skip_bad, stats)
+    n_docs = len(doc_tokens)
+    if n_docs == 0:
+        raise UserError(f"no documents in {', '.join(str(f) for f in files)}")
+    val_ids = _val_doc_ids(n_docs, val_fraction, min_val_docs)
+    lens = np.frombuffer(doc_tokens, dtype=np.int64)
+    nbytes = np.frombuffer(doc_bytes, dtype=np.int64)
+    n_tokens = _split_documents(all_path, out, dtype, lens, val_ids)
+    all_path.unlink()
+    val_tokens = int(lens[val_ids].sum())
+    val_bytes = int(nbytes[val_ids].sum())
+    return {
+        "dtype": dtype.name, "bos_id": int(tokenizer.bos_id), "vocab_size": int(tokenizer.vocab_size),
+        "n_docs": n_docs, "n_val_docs": len(val_ids), "skipped": int(stats.get("skipped", 0)),
+        "train_tokens": n_tokens - val_tokens, "val_tokens": val_tokens,
+        "train_bytes": int(nbytes.sum()) - val_bytes, "val_bytes": val_bytes,
+    }
+
+
+def _write_documents(path: Path, files: list[Path], tokenizer, dtype: np.dtype, skip_bad: bool,
+                     stats: dict) -> tuple[array, array]:
+    """Every document as `<|bos|> tokens...`, concatenated into `path`; per document, its token count (BOS
+    included) and its UTF-8 byte count."""
     bos = int(tokenizer.bos_id)
     total_bytes = sum(f.stat().st_size for f in files)
     bar = None
     if total_bytes >= PROGRESS_MIN_BYTES:
-        from tqdm import tqdm
         bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="tokenizing", dynamic_ncols=True)
-
-    doc_tokens = array("q")  # per document: token count (BOS included) and UTF-8 byte count
+    doc_tokens = array("q")
     doc_bytes = array("q")
-    stats: dict = {}
-    all_path = out / "all.bin"
-    with open(all_path, "wb") as fh:
+    with open(path, "wb") as fh:
         def flush(texts: list[str]) -> None:
             pieces = []
             for text, ids in zip(texts, tokenizer.encode_batch(texts)):
@@ -181,14 +205,13 @@ def _tokenize_into(out: Path, files: list[Path], tokenizer, skip_bad: bool, val_
             flush(chunk)
     if bar is not None:
         bar.close()
-    n_docs = len(doc_tokens)
-    if n_docs == 0:
-        raise UserError(f"no documents in {', '.join(str(f) for f in files)}")
+    return doc_tokens, doc_bytes
 
-    # Split: copy the runs of training documents between validation documents.
-    val_ids = _val_doc_ids(n_docs, val_fraction, min_val_docs)
-    lens = np.frombuffer(doc_tokens, dtype=np.int64)
-    nbytes = np.frombuffer(doc_bytes, dtype=np.int64)
+
+def _split_documents(all_path: Path, out: Path, dtype: np.dtype, lens: np.ndarray,
+                     val_ids: np.ndarray) -> int:
+    """Copy the runs of training documents between validation documents to out/train.bin, the validation
+    documents to out/val.bin; returns the number of tokens in all."""
     starts = np.concatenate([[0], np.cumsum(lens)])
     src = np.memmap(all_path, dtype=dtype, mode="r", shape=(int(starts[-1]),))
     with open(out / "train.bin", "wb") as ft, open(out / "val.bin", "wb") as fv:
@@ -199,15 +222,7 @@ def _tokenize_into(out: Path, files: list[Path], tokenizer, skip_bad: bool, val_
             prev = int(starts[i + 1])
         _copy(src, prev, int(starts[-1]), ft)
     del src
-    all_path.unlink()
-    val_tokens = int(lens[val_ids].sum())
-    val_bytes = int(nbytes[val_ids].sum())
-    return {
-        "dtype": dtype.name, "bos_id": bos, "vocab_size": int(tokenizer.vocab_size),
-        "n_docs": n_docs, "n_val_docs": len(val_ids), "skipped": int(stats.get("skipped", 0)),
-        "train_tokens": int(starts[-1]) - val_tokens, "val_tokens": val_tokens,
-        "train_bytes": int(nbytes.sum()) - val_bytes, "val_bytes": val_bytes,
-    }
+    return int(starts[-1])
 
 
 def _copy(src: np.ndarray, a: int, b: int, fh, step: int = 1 << 24) -> None:

@@ -184,7 +184,7 @@ def _iter_jsonl_texts(path: Path, skip_bad: bool, stats: dict | None) -> Iterato
 
 def _iter_parquet_texts(path: Path, skip_bad: bool, stats: dict | None) -> Iterator[str]:
     try:
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # optional and heavy: only reading a Parquet file needs it
     except ImportError:
         raise UserError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
     try:
@@ -246,6 +246,33 @@ def read_chat_jsonl(path: PathLike) -> list[dict]:
         validate_messages(obj.get("messages"), f"{p}:{lineno}")
         records.append(obj)
     return records
+
+
+# ---- image captions ----------------------------------------------------------------------------------------
+
+def image_root_for(path: PathLike, refs: list[str]) -> Path:
+    """The folder a data file's relative image paths are relative to: its own, or the one above (the
+    world writes paths relative to its root, one level above chat/sft.jsonl)."""
+    path = Path(path)
+    rel = [r for r in refs if not r.startswith("data:")][:20]
+    candidates = [path.parent, path.parent.parent]
+    for c in candidates:
+        if all((c / r).is_file() for r in rel):
+            return c.resolve()
+    raise UserError(f"{path}: image {rel[0]!r} not found next to the file or in the folder above it")
+
+
+def read_captions(path: PathLike) -> tuple[list[dict], Path]:
+    """captions.jsonl ({"image", "text"} per line) and the folder its image paths are relative to."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"captions not found: {path}")
+    rows = []
+    for lineno, obj in iter_jsonl(p):
+        if not isinstance(obj.get("image"), str) or not isinstance(obj.get("text"), str):
+            raise UserError(f"{p}:{lineno}: a caption line needs string \"image\" and \"text\"")
+        rows.append(obj)
+    return rows, (image_root_for(p, [o["image"] for o in rows]) if rows else p.parent)
 
 
 # ---- multiple choice: MMLU CSV -----------------------------------------------------------------------------

@@ -81,8 +81,8 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
         by_group.setdefault((p.dim() >= 2 and "embed" not in name, muon, mult), []).append(p)
     groups = [{"params": ps, "weight_decay": cfg.weight_decay if decays else 0.0, "lr_mult": mult, "muon": muon}
               for (decays, muon, mult), ps in sorted(by_group.items(), key=lambda kv: (not kv[0][0], *kv[0][1:]))]
-    # The fused kernel exists for CUDA and CPU; on a 2-core CPU it steps a tiny-preset VLM's 8.9 M
-    # parameters in 10 ms where the per-tensor loop takes 44 ms (and foreach 50 ms).
+    # The fused kernel exists for CUDA and CPU, and steps much faster than the per-tensor loop or foreach on
+    # both (docs/training-notes.md).
     fused = device.type in ("cuda", "cpu")
     betas = (cfg.beta1, cfg.beta2)
     if cfg.optimizer == "muon":
@@ -135,11 +135,11 @@ CPU_COMPILE_MIN_STEPS = 200
 def compile_mode(setting: str, model, device: torch.device, steps: int) -> str | None:
     """What to compile: "model" (the whole forward), "decoder" (a multimodal model's text decoder only) or
     None. "on"/"off" as asked; "auto" compiles on CUDA, and on CPU only where it pays: inductor's C++
-    kernels cost about half a minute to a minute to build (cold cache) and then train a small text model
-    1.6-1.8x faster, so a long run of fixed shapes gains. A multimodal batch has a different number of
-    images every step, so on CPU only its decoder is compiled (its inputs are [B, T, D] embeddings, the same
-    shape every step; 1.2-1.35x on a tiny-preset SFT step) and the vision tower stays eager. Without a C++
-    compiler there is nothing to build with."""
+    kernels take a while to build (cold cache) and then train faster, so only a long run of fixed shapes
+    (CPU_COMPILE_MIN_STEPS or more) gains. A multimodal batch has a different number of images every step,
+    so on CPU only its decoder is compiled (its inputs are [B, T, D] embeddings, the same shape every step)
+    and the vision tower stays eager. Without a C++ compiler there is nothing to build with. What it costs
+    and gains is in docs/training-notes.md."""
     if setting == "off":
         return None
     multimodal = getattr(getattr(model, "config", None), "vision", None) is not None
@@ -166,128 +166,170 @@ def train(
     flops_per_token: float | None = None,
 ) -> dict:
     """Train `model` (already on its device) and write a checkpoint folder. Returns the run summary."""
-    out = Path(out_dir)
-    d = dist_info or Dist()
-    if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-    device = next(model.parameters()).device
-    dtype = compute_dtype(device, cfg.dtype, training=True)
-    optimizer = make_optimizer(model, cfg, device)
-    log = JsonlLog(out / "log.jsonl", d.main)
+    run = _Run(model, batches, cfg, Path(out_dir), tokenizer=tokenizer, eval_fn=eval_fn,
+               extra_config=extra_config, dist_info=dist_info or Dist(), flops_per_token=flops_per_token)
+    run.start(resume)
+    run.wrap()
+    run.loop()
+    return run.finish(summary_extra)
 
-    step, tokens_seen, wall_before = 0, 0, 0.0
-    if resume:
-        state = load_resume_state(out, model, optimizer)
-        if state is not None:
-            step, tokens_seen, wall_before = state["step"], state["tokens"], state.get("wall_s", 0.0)
-            batches.load_state_dict(state["data"])
-            log.truncate_after(step)
-    elif d.main and (out / "log.jsonl").exists():
-        (out / "log.jsonl").unlink()
 
-    fwd = model
-    mode = compile_mode(cfg.compile, model, device, cfg.max_steps - step)
-    if mode == "model":
-        fwd = torch.compile(model)
-    elif mode == "decoder":
-        model.compile_decoder()
-    if d.world_size > 1:
-        fwd = DDP(fwd, device_ids=[device.index] if device.type == "cuda" else None)
+class _Run:
+    """One call of `train`: the model, its optimizer and the position (step, tokens, wall time) that the
+    steps, the log and the checkpoints share."""
 
-    def save() -> None:
-        if not d.main:
-            return
-        save_model(out, model, tokenizer, extra_config)
-        save_resume_state(out, model, optimizer, {
-            "step": step, "tokens": tokens_seen, "wall_s": wall_before + (time.time() - t0),
-            "data": batches.state_dict(), "train_config": asdict(cfg),
-        })
+    def __init__(self, model: torch.nn.Module, batches: BatchSource, cfg: TrainConfig, out: Path, *,
+                 tokenizer: Tokenizer | None, eval_fn: Callable[[torch.nn.Module], dict] | None,
+                 extra_config: dict | None, dist_info: Dist, flops_per_token: float | None):
+        self.model, self.batches, self.cfg, self.out, self.d = model, batches, cfg, out, dist_info
+        self.tokenizer, self.eval_fn, self.extra_config = tokenizer, eval_fn, extra_config
+        self.flops_per_token = flops_per_token
+        if self.d.main:
+            out.mkdir(parents=True, exist_ok=True)
+        self.device = next(model.parameters()).device
+        self.dtype = compute_dtype(self.device, cfg.dtype, training=True)
+        self.optimizer = make_optimizer(model, cfg, self.device)
+        self.log = JsonlLog(out / "log.jsonl", self.d.main)
+        self.step, self.tokens_seen, self.wall_before = 0, 0, 0.0
+        self.fwd, self.mode = model, None
+        self.last_val: dict = {}
+        self.t0 = self.window_t = time.time()
+        self.window_tok = 0
 
-    def evaluate() -> dict:
-        if eval_fn is None:
+    def start(self, resume: bool) -> None:
+        """Continue from the checkpoint in the folder (when asked and there is one), or start a fresh log."""
+        log_path = self.out / "log.jsonl"
+        if resume:
+            state = load_resume_state(self.out, self.model, self.optimizer)
+            if state is not None:
+                self.step, self.tokens_seen = state["step"], state["tokens"]
+                self.wall_before = state.get("wall_s", 0.0)
+                self.batches.load_state_dict(state["data"])
+                self.log.truncate_after(self.step)
+        elif self.d.main and log_path.exists():
+            log_path.unlink()
+
+    def wrap(self) -> None:
+        """Compile what compile_mode picks for the steps left, and wrap the forward in DDP under torchrun."""
+        model, device = self.model, self.device
+        self.mode = compile_mode(self.cfg.compile, model, device, self.cfg.max_steps - self.step)
+        if self.mode == "model":
+            self.fwd = torch.compile(model)
+        elif self.mode == "decoder":
+            model.compile_decoder()
+        if self.d.world_size > 1:
+            self.fwd = DDP(self.fwd, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def loop(self) -> None:
+        """Optimizer steps up to cfg.max_steps, logging, validating and checkpointing on the way."""
+        cfg = self.cfg
+        self.model.train()
+        self.t0 = time.time()
+        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=cfg.quiet or not self.d.main,
+                   dynamic_ncols=True, unit="step", desc=self.out.name)
+        self.window_t, self.window_tok = time.time(), 0
+        # CPU only: compiled CUDA runs also differ in the last bits, but deterministic mode there needs
+        # CUBLAS_WORKSPACE_CONFIG set before CUDA starts, and slower kernels
+        with deterministic_algorithms(self.mode is not None and self.device.type == "cpu"):
+            while self.step < cfg.max_steps:
+                lr = lr_at(self.step, cfg)
+                loss_sum, gnorm = self.optimizer_step(lr)
+                if self.step % cfg.log_every == 0 or self.step == cfg.max_steps or self.step == 1:
+                    self.log_step(lr, loss_sum, gnorm, bar)
+                bar.update(1)
+                last = self.step == cfg.max_steps
+                if self.eval_fn is not None and (self.step % cfg.eval_every == 0 or last):
+                    self.last_val = self.evaluate()
+                    self.log.write({"step": self.step, **self.last_val})
+                if cfg.save_every and self.step % cfg.save_every == 0 and self.step < cfg.max_steps:
+                    self.save()
+        bar.close()
+
+    def optimizer_step(self, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step at learning rate lr over cfg.grad_accum micro-batches; returns the loss (summed over the
+        micro-batches, still on the device) and the gradient norm before clipping."""
+        cfg, d, device = self.cfg, self.d, self.device
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr * g.get("lr_mult", 1.0)
+        loss_sum = torch.zeros((), device=device)  # read back only when logged: .item() waits for the GPU
+        for micro in range(cfg.grad_accum):
+            batch = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v)
+                     for k, v in self.batches.next().items()}
+            sync = micro == cfg.grad_accum - 1 or d.world_size == 1
+            ctx = self.fwd.no_sync() if (d.world_size > 1 and not sync) else nullcontext()
+            with ctx, autocast(device, self.dtype):
+                loss = self.fwd(**batch) / cfg.grad_accum
+            loss.backward()
+            loss_sum += loss.detach()
+            n_tok = int(batch["targets"].numel()) * d.world_size
+            self.tokens_seen += n_tok
+            self.window_tok += n_tok
+        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return loss_sum, gnorm
+
+    def log_step(self, lr: float, loss_sum: torch.Tensor, gnorm: torch.Tensor, bar: tqdm) -> None:
+        """A log.jsonl line for this step (loss averaged over the ranks) and the progress bar's figures."""
+        if self.d.world_size > 1:  # every rank logs at the same steps, so all of them join this
+            dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
+        logged_loss = loss_sum.item()
+        now = time.time()
+        tps = self.window_tok / max(now - self.window_t, 1e-9)
+        self.window_t, self.window_tok = now, 0
+        rec = {"step": self.step, "loss": round(logged_loss, 5), "lr": lr,
+               "grad_norm": round(float(gnorm), 4), "tokens": self.tokens_seen, "tok_per_s": round(tps, 1),
+               "elapsed_s": round(self.wall_before + now - self.t0, 2)}
+        if self.flops_per_token:
+            rec["flops_per_s"] = tps * self.flops_per_token
+        self.log.write(rec)
+        bar.set_postfix(loss=f"{logged_loss:.3f}", tok_s=f"{tps:,.0f}", **_short(self.last_val))
+
+    def evaluate(self) -> dict:
+        if self.eval_fn is None:
             return {}
-        model.eval()
-        with torch.no_grad(), autocast(device, dtype):
-            res = eval_fn(model)
-        model.train()
+        self.model.eval()
+        with torch.no_grad(), autocast(self.device, self.dtype):
+            res = self.eval_fn(self.model)
+        self.model.train()
         return res
 
-    model.train()
-    t0 = time.time()
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=cfg.quiet or not d.main, dynamic_ncols=True,
-               unit="step", desc=out.name)
-    last_val: dict = {}
-    window_t, window_tok = time.time(), 0
-    # CPU only: compiled CUDA runs differ in the last bits the same way (3.7e-9 after 6 steps on an H100), but
-    # deterministic mode there needs CUBLAS_WORKSPACE_CONFIG set before CUDA starts, and slower kernels
-    with deterministic_algorithms(mode is not None and device.type == "cpu"):
-        while step < cfg.max_steps:
-            lr = lr_at(step, cfg)
-            for g in optimizer.param_groups:
-                g["lr"] = lr * g.get("lr_mult", 1.0)
-            loss_sum = torch.zeros((), device=device)  # read back only when logged: .item() waits for the GPU
-            for micro in range(cfg.grad_accum):
-                batch = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v)
-                         for k, v in batches.next().items()}
-                sync = micro == cfg.grad_accum - 1 or d.world_size == 1
-                ctx = fwd.no_sync() if (d.world_size > 1 and not sync) else nullcontext()
-                with ctx, autocast(device, dtype):
-                    loss = fwd(**batch) / cfg.grad_accum
-                loss.backward()
-                loss_sum += loss.detach()
-                n_tok = int(batch["targets"].numel()) * d.world_size
-                tokens_seen += n_tok
-                window_tok += n_tok
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
+    def save(self) -> None:
+        if not self.d.main:
+            return
+        save_model(self.out, self.model, self.tokenizer, self.extra_config)
+        save_resume_state(self.out, self.model, self.optimizer, {
+            "step": self.step, "tokens": self.tokens_seen,
+            "wall_s": self.wall_before + (time.time() - self.t0),
+            "data": self.batches.state_dict(), "train_config": asdict(self.cfg),
+        })
 
-            if step % cfg.log_every == 0 or step == cfg.max_steps or step == 1:
-                if d.world_size > 1:  # every rank logs at the same steps, so all of them join this
-                    dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
-                logged_loss = loss_sum.item()
-                now = time.time()
-                tps = window_tok / max(now - window_t, 1e-9)
-                window_t, window_tok = now, 0
-                rec = {"step": step, "loss": round(logged_loss, 5), "lr": lr, "grad_norm": round(float(gnorm), 4),
-                       "tokens": tokens_seen, "tok_per_s": round(tps, 1),
-                       "elapsed_s": round(wall_before + now - t0, 2)}
-                if flops_per_token:
-                    rec["flops_per_s"] = tps * flops_per_token
-                log.write(rec)
-                bar.set_postfix(loss=f"{logged_loss:.3f}", tok_s=f"{tps:,.0f}", **_short(last_val))
-            bar.update(1)
-
-            if eval_fn is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
-                last_val = evaluate()
-                log.write({"step": step, **last_val})
-            if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
-                save()
-    bar.close()
-    if mode == "decoder":
-        model.compile_decoder(False)  # the caller gets back the model it passed in
-    if eval_fn is not None and not last_val:
-        last_val = evaluate()
-    wall = wall_before + time.time() - t0
-    save()
-    summary = {
-        "params": sum(p.numel() for p in model.parameters()),
-        "tokens": tokens_seen,
-        "flops": (flops_per_token or 0) * tokens_seen,
-        "wall_s": round(wall, 2),
-        "steps": step,
-        "final_val_loss": last_val.get("val_loss"),
-        "final_val_bpb": last_val.get("val_bpb"),
-        "device": hardware_name(device),
-        "dtype": str(dtype).replace("torch.", ""),
-        "optimizer": cfg.optimizer,
-        "world_size": d.world_size,
-        **(summary_extra or {}),
-    }
-    if d.main:
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
-    return summary
+    def finish(self, summary_extra: dict | None) -> dict:
+        """Give back the uncompiled decoder, validate if that never happened, save, write summary.json."""
+        if self.mode == "decoder":
+            self.model.compile_decoder(False)  # the caller gets back the model it passed in
+        if self.eval_fn is not None and not self.last_val:
+            self.last_val = self.evaluate()
+        wall = self.wall_before + time.time() - self.t0
+        self.save()
+        summary = {
+            "params": sum(p.numel() for p in self.model.parameters()),
+            "tokens": self.tokens_seen,
+            "flops": (self.flops_per_token or 0) * self.tokens_seen,
+            "wall_s": round(wall, 2),
+            "steps": self.step,
+            "final_val_loss": self.last_val.get("val_loss"),
+            "final_val_bpb": self.last_val.get("val_bpb"),
+            "device": hardware_name(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "optimizer": self.cfg.optimizer,
+            "world_size": self.d.world_size,
+            **(summary_extra or {}),
+        }
+        if self.d.main:
+            atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2))
+        return summary
 
 
 def _short(val: dict) -> dict:

@@ -2,9 +2,9 @@
 
 Muon (Jordan et al., 2024) steps each weight matrix along the orthogonalised momentum of its gradient
 (a few Newton-Schulz iterations), so every direction of the matrix moves at the same rate. PyTorch's own
-`torch.optim.Muon` runs those iterations in bf16, which is emulated and about 500x slower than fp32 on CPUs
-without bf16 units; here they run in the dtype training picks, and matrices of one shape are orthogonalised
-together as one batched matmul.
+`torch.optim.Muon` runs those iterations in bf16, which is emulated and far slower than fp32 on CPUs without
+bf16 units (docs/training-notes.md); here they run in the dtype training picks, and matrices of one shape are
+orthogonalised together as one batched matmul.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ pretraining text can be mixed in so the decoder keeps what it knew.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +23,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tinygpt4.config import VisionConfig, vision_preset
-from tinygpt4.data.images import ImageCache
+from tinygpt4.chat import count_images, render_chat
+from tinygpt4.checkpoint import load_model, read_config
+from tinygpt4.config import ModelConfig, VisionConfig, vision_preset
+from tinygpt4.data.images import IMAGE_MEAN, IMAGE_STD, ImageCache
+from tinygpt4.data.readers import image_root_for, iter_pretrain_texts, read_captions, read_chat_jsonl
 from tinygpt4.errors import UserError
-from tinygpt4.runtime import compute_dtype, init_distributed, resolve_device
+from tinygpt4.model.gpt import document_mask
+from tinygpt4.model.vlm import VLM
+from tinygpt4.runtime import Dist, compute_dtype, init_distributed, resolve_device
 from tinygpt4.tokenizer import Tokenizer
+from tinygpt4.train.cli_args import add_option, add_run_options, config_from_args
 from tinygpt4.train.loop import TrainConfig, train
+from tinygpt4.train.tower_pretrain import caption_bags, pretrain_tower
+from tinygpt4.train.validation import make_val_fn
 
 # Instructions for caption examples (the captions file has only image + text).
 CAPTION_PROMPTS = (
@@ -49,7 +58,7 @@ class SFTConfig:
     vision_lr_mult: float = 1.0     # main stage: the vision tower and projector train at lr * this
     projector_lr_mult: float = 1.0  # and the projector at that times this
     freeze_tower: bool = False      # main stage: the tower keeps its weights; projector and decoder train
-    warmup_steps: int = 20          # learning-rate warmup of the main stage
+    lr_warmup_steps: int = 20       # learning-rate warmup of the main stage
     seq_len: int | None = None      # default: the base model's
     vision: str | VisionConfig = "tiny"  # tower attached to a text-only base: a preset name or a config
     captions: str | None = None     # image-caption JSONL for the vision-only stage (and caption_mix)
@@ -96,23 +105,9 @@ def _image_refs(messages: list[dict]) -> list[str]:
     return refs
 
 
-def image_root_for(path: Path, refs: list[str]) -> Path:
-    """The folder a data file's relative image paths are relative to: its own, or the one above (the
-    world writes paths relative to its root, one level above chat/sft.jsonl)."""
-    rel = [r for r in refs if not r.startswith("data:")][:20]
-    candidates = [path.parent, path.parent.parent]
-    for c in candidates:
-        if all((c / r).is_file() for r in rel):
-            return c.resolve()
-    raise UserError(f"{path}: image {rel[0]!r} not found next to the file or in the folder above it")
-
-
 def load_chat_examples(paths: list[str], tok: Tokenizer, image_tokens: int, max_len: int) -> tuple[
         list[Example], dict]:
     """Render every conversation (truncated to max_len by dropping oldest turns); count what was skipped."""
-    from tinygpt4.chat import render_chat
-    from tinygpt4.data.readers import read_chat_jsonl
-
     examples, stats = [], {"conversations": 0, "skipped_too_long": 0, "dropped_turns": 0, "no_answer": 0}
     for f in paths:
         p = Path(f)
@@ -139,26 +134,9 @@ def load_chat_examples(paths: list[str], tok: Tokenizer, image_tokens: int, max_
     return examples, stats
 
 
-def read_captions(path: str | Path) -> tuple[list[dict], Path]:
-    """captions.jsonl ({"image", "text"} per line) and the folder its image paths are relative to."""
-    from tinygpt4.data.readers import iter_jsonl
-
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"captions not found: {path}")
-    rows = []
-    for lineno, obj in iter_jsonl(p):
-        if not isinstance(obj.get("image"), str) or not isinstance(obj.get("text"), str):
-            raise UserError(f"{p}:{lineno}: a caption line needs string \"image\" and \"text\"")
-        rows.append(obj)
-    return rows, (image_root_for(p, [o["image"] for o in rows]) if rows else p.parent)
-
-
 def load_caption_examples(path: str, tok: Tokenizer, image_tokens: int, max_len: int) -> list[Example]:
     """captions.jsonl ({"image", "text"}) as one-turn conversations: an instruction and the image, answered
     by the caption."""
-    from tinygpt4.chat import render_chat
-
     rows, root = read_captions(path)
     out = []
     for i, obj in enumerate(rows):
@@ -176,8 +154,6 @@ def load_text_examples(paths: list[str], tok: Tokenizer, max_len: int, want_toke
     """Plain documents (loss on every token), `<|bos|> text` cut to max_len, about want_tokens in all, drawn
     at random from the corpus (its first part only when it is much larger than needed), so every kind of
     document is represented."""
-    from tinygpt4.data.readers import iter_pretrain_texts
-
     if want_tokens <= 0:
         return []
     docs, chars = [], 0
@@ -200,10 +176,10 @@ def load_text_examples(paths: list[str], tok: Tokenizer, max_len: int, want_toke
 
 def pack_rows(lengths: list[int], order: np.ndarray, seq_len: int) -> list[list[int]]:
     """Best-fit packing in the given order: each example goes into the open row with the least room that
-    still holds it, else starts a row. On the small world's SFT mix (conversations of 10-250 tokens) rows are
-    99% full against 86% for next-fit (a row closing when the next example does not fit), so an epoch takes
-    13% fewer steps. Rows keep their examples in the given order; the rows come out in the order they were
-    started."""
+    still holds it, else starts a row. Rows of short conversations come out much fuller than with
+    next-fit (a row closing when the next example does not fit), so an epoch takes fewer steps
+    (docs/training-notes.md). Rows keep their examples in the given order; the rows come out in the order
+    they were started."""
     rows: list[list[int]] = []
     room: list[int] = []
     # open rows by the room left in them (1..seq_len), so the best fit is the first non-empty bucket >= n
@@ -268,6 +244,13 @@ class ChatBatches:
                 self.epoch, self.row = self.epoch + 1, 0
         return self.collate(picked)
 
+    def first_batches(self, max_batches: int) -> list[dict]:
+        """The first epoch's rows in order, as up to max_batches consecutive batches: the same every time,
+        whatever the position (a fixed validation set)."""
+        rows = self._epoch_rows(0)
+        starts = range(0, len(rows), self.batch_size)[:max_batches]
+        return [self.collate(rows[i:i + self.batch_size]) for i in starts]
+
     def collate(self, rows: list[list[int]]) -> dict:
         B, T = len(rows), self.seq_len
         idx = torch.full((B, T), self.pad_id, dtype=torch.long)
@@ -291,13 +274,9 @@ class ChatBatches:
                     pics += [self.images.get(root, ref) for root, ref in ex.images]
             doc[b, at:] = len(row)  # padding: its own block, never attended to by real tokens
             pos[b, at:] = torch.arange(T - at)
-        from tinygpt4.model.gpt import document_mask
-
         batch = {"idx": idx, "targets": tgt, "positions": pos, "attn_mask": document_mask(doc)}
         if self.with_images:
             if pics:
-                from tinygpt4.data.images import IMAGE_MEAN, IMAGE_STD
-
                 batch["images"] = (torch.stack(pics).float() / 255.0 - IMAGE_MEAN) / IMAGE_STD
             else:
                 batch["images"] = None
@@ -315,20 +294,6 @@ class ChatBatches:
         self.epoch, self.row = int(d["epoch"]), int(d["row"])
         if self.row >= len(self._epoch_rows(self.epoch)):
             raise UserError(f"cannot resume the data position: row {self.row} out of range")
-
-
-def make_val_fn(batches: list[dict]):
-    """Mean loss on held-out examples' trained tokens (assistant replies)."""
-
-    def evaluate(model) -> dict:
-        dev = next(model.parameters()).device
-        losses = []
-        for b in batches:
-            kw = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in b.items()}
-            losses.append(float(model(**kw)))
-        return {"val_loss": round(sum(losses) / len(losses), 5)}
-
-    return evaluate
 
 
 def split_val(examples: list[Example], fraction: float, seed: int, cap: int = 64) -> tuple[list, list]:
@@ -352,13 +317,9 @@ def resolve_vision(vision: str | VisionConfig) -> VisionConfig:
 
 def load_base(base: str, device, vision: str | VisionConfig, need_vision: bool, seed: int):
     """The base checkpoint; a text-only base gets a fresh vision tower when the data has images."""
-    from tinygpt4.checkpoint import load_model
-
     model, _ = load_model(base, device="cpu")
     attached = False
     if need_vision and getattr(model.config, "vision", None) is None:
-        from tinygpt4.model.vlm import VLM
-
         model = VLM.from_text_model(model, resolve_vision(vision), seed=seed)
         attached = True
     return model.to(device), attached
@@ -375,6 +336,63 @@ def _mix(main: list[Example], extra: list[Example], frac: float, seed: int) -> l
 
 def run_sft(cfg: SFTConfig) -> dict:
     """Fine-tune `cfg.base` on `cfg.data` into `cfg.out`; returns the run summary (also summary.json)."""
+    _check_settings(cfg)
+    base_cfg = ModelConfig.from_dict(read_config(cfg.base)["model"])
+    vc = _vision_config(cfg, base_cfg)
+    image_tokens = vc.tokens_per_image if vc is not None else 0
+    seq_len = cfg.seq_len or base_cfg.seq_len
+
+    dist_info = init_distributed()
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    torch.manual_seed(cfg.seed)
+    tok = Tokenizer.load(cfg.base)
+    data = load_sft_data(cfg, tok, image_tokens, seq_len)
+
+    model, attached = load_base(cfg.base, device, cfg.vision, vc is not None, cfg.seed)
+    with_images = getattr(model.config, "vision", None) is not None
+    make_batches = functools.partial(
+        ChatBatches, batch_size=cfg.batch_size, seq_len=seq_len,
+        image_size=model.config.vision.image_size if with_images else None, pad_id=tok.pad_id,
+        rank=dist_info.rank, world_size=dist_info.world_size, with_images=with_images)
+    tower_frozen = bool(cfg.freeze_tower and with_images)
+    resuming = _resuming(cfg, tower_frozen)
+    common = {"dtype": cfg.dtype, "compile": cfg.compile, "seed": cfg.seed, "quiet": cfg.quiet,
+              "log_every": cfg.log_every, "optimizer": cfg.optimizer}
+    tower_summary = warm_summary = None
+    if cfg.tower_steps > 0 and data.captions and attached and not resuming:
+        tower_summary = _tower_stage(model, cfg, tok, device, dist_info)
+    if cfg.vision_warmup_steps > 0 and data.captions and with_images and not resuming:
+        warm_batches = make_batches(data.captions, seed=cfg.seed + 1)
+        warm_summary = _vision_warmup(model, data.captions, warm_batches, cfg, common, tok, dist_info,
+                                      Path(cfg.out) / "warmup")
+
+    if tower_frozen:
+        model.vision.requires_grad_(False)  # autograd then records nothing there: images only run forward
+    img_frac = _image_token_frac(data.train, tok)
+    fpt = (model.flops_per_token(seq_len, img_frac, train_tower=not tower_frozen) if with_images
+           else model.flops_per_token(seq_len))
+    val_fixed = make_batches(data.val, seed=cfg.seed).first_batches(cfg.val_batches) if data.val else []
+    lr_mult = ({"vision.": cfg.vision_lr_mult, "projector.": cfg.vision_lr_mult * cfg.projector_lr_mult}
+               if with_images else {})
+    tc = TrainConfig(max_steps=cfg.max_steps, lr=cfg.lr, warmup_steps=cfg.lr_warmup_steps,
+                     eval_every=cfg.eval_every, save_every=cfg.save_every, lr_mult=lr_mult, **common)
+    extra = {"stage": "sft", "base": str(cfg.base), "vision_attached": attached,
+             "tower_frozen": tower_frozen, **cfg.extra}
+    return train(
+        model, make_batches(data.train, seed=cfg.seed), tc, cfg.out, tokenizer=tok,
+        eval_fn=make_val_fn(val_fixed, token_weighted=False) if val_fixed else None,
+        resume=cfg.resume, extra_config=extra, dist_info=dist_info, flops_per_token=fpt,
+        summary_extra={"preset": "sft", "examples": len(data.train), "val_examples": len(data.val),
+                       "image_token_frac": round(img_frac, 4), "seq_len": seq_len, "batch_size": cfg.batch_size,
+                       "vision_attached": attached, "tower_frozen": tower_frozen,
+                       "data": data.stats,
+                       "tower_pretrain": tower_summary, "vision_warmup": warm_summary},
+    )
+
+
+def _check_settings(cfg: SFTConfig) -> None:
     if not cfg.data:
         raise UserError("no --data files given")
     if not 0 <= cfg.text_mix < 1 or not 0 <= cfg.caption_mix < 1:
@@ -385,27 +403,30 @@ def run_sft(cfg: SFTConfig) -> dict:
         raise UserError("--tower-steps trains the vision tower on --captions: give both (and steps >= 0)")
     if cfg.tower_pairs < 0:
         raise UserError("--tower-pairs must be >= 0 (0: the tower stage predicts single words only)")
-    from tinygpt4.chat import count_images
-    from tinygpt4.checkpoint import read_config
-    from tinygpt4.config import ModelConfig
-    from tinygpt4.data.readers import read_chat_jsonl
 
-    base_cfg = ModelConfig.from_dict(read_config(cfg.base)["model"])
+
+def _vision_config(cfg: SFTConfig, base_cfg: ModelConfig) -> VisionConfig | None:
+    """The base's vision tower, or the one a text-only base gets when the data has images; None: text only."""
     has_images = cfg.captions is not None or any(
         count_images(rec["messages"]) for f in cfg.data if Path(f).is_file() for rec in read_chat_jsonl(f))
     vc = base_cfg.vision
     if vc is None and has_images:
         vc = resolve_vision(cfg.vision)
-    image_tokens = vc.tokens_per_image if vc is not None else 0
-    seq_len = cfg.seq_len or base_cfg.seq_len
+    return vc
 
-    dist_info = init_distributed()
-    device = resolve_device(cfg.device)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    torch.manual_seed(cfg.seed)
-    tok = Tokenizer.load(cfg.base)
 
+@dataclass
+class SFTData:
+    """The examples of one SFT run: training (conversations, mixed captions and text), held-out conversations,
+    and the captions alone (the vision warm-up's data)."""
+
+    train: list[Example]
+    val: list[Example]
+    captions: list[Example]
+    stats: dict
+
+
+def load_sft_data(cfg: SFTConfig, tok: Tokenizer, image_tokens: int, seq_len: int) -> SFTData:
     chats, stats = load_chat_examples(cfg.data, tok, image_tokens, seq_len + 1)
     if not chats:
         raise UserError("no usable conversations in --data (every one was too long or had no answer)")
@@ -420,16 +441,11 @@ def run_sft(cfg: SFTConfig) -> dict:
         text = load_text_examples(cfg.text_data, tok, seq_len + 1, want, cfg.seed)
         train_ex = train_ex + text
         stats["text_examples"] = len(text)
+    return SFTData(train_ex, val_ex, captions, stats)
 
-    model, attached = load_base(cfg.base, device, cfg.vision, vc is not None, cfg.seed)
-    with_images = getattr(model.config, "vision", None) is not None
-    image_size = model.config.vision.image_size if with_images else None
-    tower_frozen = bool(cfg.freeze_tower and with_images)
 
-    def batches(examples, seed):
-        return ChatBatches(examples, cfg.batch_size, seq_len, image_size=image_size, pad_id=tok.pad_id, seed=seed,
-                           rank=dist_info.rank, world_size=dist_info.world_size, with_images=with_images)
-
+def _resuming(cfg: SFTConfig, tower_frozen: bool) -> bool:
+    """Whether cfg.out holds a run to resume, checking that it froze the tower as this one does."""
     out = Path(cfg.out)
     resuming = cfg.resume and ((out / "resume" / "train_state.json").is_file()
                                or (out / ".resume-old" / "train_state.json").is_file())
@@ -439,49 +455,22 @@ def run_sft(cfg: SFTConfig) -> dict:
             # the optimizer state holds the tower's moments or not: it only fits the same setting
             raise UserError(f"{out} was trained {'with' if before else 'without'} --freeze-tower; resume it "
                             "the same way")
-    common = {"dtype": cfg.dtype, "compile": cfg.compile, "seed": cfg.seed, "quiet": cfg.quiet,
-              "log_every": cfg.log_every, "optimizer": cfg.optimizer}
-    tower_summary = warm_summary = None
-    if cfg.tower_steps > 0 and captions and attached and not resuming:
-        from tinygpt4.train.tower_pretrain import caption_bags, pretrain_tower
+    return resuming
 
-        tower_summary = pretrain_tower(
-            model.vision, caption_bags(cfg.captions, tok, cfg.tower_pairs), steps=cfg.tower_steps,
-            batch_size=cfg.tower_batch_size,
-            lr=cfg.tower_lr, seed=cfg.seed, device=device, dtype=compute_dtype(device, cfg.dtype, training=True),
-            optimizer=cfg.optimizer,
-            log=None if cfg.quiet or dist_info.rank else print)
-        tower_summary["pairs_min_count"] = cfg.tower_pairs
-    if cfg.vision_warmup_steps > 0 and captions and with_images and not resuming:
-        warm_summary = _vision_warmup(model, captions, batches(captions, cfg.seed + 1), cfg, common, tok,
-                                      dist_info, out / "warmup")
 
-    if tower_frozen:
-        model.vision.requires_grad_(False)  # autograd then records nothing there: images only run forward
-    img_frac = sum(e.ids.count(tok.image_id) for e in train_ex) / max(1, sum(len(e.ids) for e in train_ex))
-    fpt = (model.flops_per_token(seq_len, img_frac, train_tower=not tower_frozen) if with_images
-           else model.flops_per_token(seq_len))
-    val = batches(val_ex, cfg.seed) if val_ex else None
-    val_fixed = []
-    if val is not None:
-        rows = val._epoch_rows(0)
-        val_fixed = [val.collate(rows[i:i + cfg.batch_size]) for i in range(0, len(rows), cfg.batch_size)]
-        val_fixed = val_fixed[: cfg.val_batches]
-    lr_mult = ({"vision.": cfg.vision_lr_mult, "projector.": cfg.vision_lr_mult * cfg.projector_lr_mult}
-               if with_images else {})
-    tc = TrainConfig(max_steps=cfg.max_steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps, eval_every=cfg.eval_every,
-                     save_every=cfg.save_every, lr_mult=lr_mult, **common)
-    extra = {"stage": "sft", "base": str(cfg.base), "vision_attached": attached,
-             "tower_frozen": tower_frozen, **cfg.extra}
-    summary = train(
-        model, batches(train_ex, cfg.seed), tc, out, tokenizer=tok, eval_fn=make_val_fn(val_fixed) if val_fixed
-        else None, resume=cfg.resume, extra_config=extra, dist_info=dist_info, flops_per_token=fpt,
-        summary_extra={"preset": "sft", "examples": len(train_ex), "val_examples": len(val_ex),
-                       "image_token_frac": round(img_frac, 4), "seq_len": seq_len, "batch_size": cfg.batch_size,
-                       "vision_attached": attached, "tower_frozen": tower_frozen,
-                       "data": stats,
-                       "tower_pretrain": tower_summary, "vision_warmup": warm_summary},
-    )
+def _image_token_frac(examples: list[Example], tok: Tokenizer) -> float:
+    return sum(e.ids.count(tok.image_id) for e in examples) / max(1, sum(len(e.ids) for e in examples))
+
+
+def _tower_stage(model, cfg: SFTConfig, tok: Tokenizer, device: torch.device, dist_info: Dist) -> dict:
+    """The fresh vision tower alone on the captions (train/tower_pretrain.py)."""
+    summary = pretrain_tower(
+        model.vision, caption_bags(cfg.captions, tok, cfg.tower_pairs), steps=cfg.tower_steps,
+        batch_size=cfg.tower_batch_size,
+        lr=cfg.tower_lr, seed=cfg.seed, device=device, dtype=compute_dtype(device, cfg.dtype, training=True),
+        optimizer=cfg.optimizer,
+        log=None if cfg.quiet or dist_info.rank else print)
+    summary["pairs_min_count"] = cfg.tower_pairs
     return summary
 
 
@@ -492,7 +481,7 @@ def _vision_warmup(model, captions, batches, cfg: SFTConfig, common: dict, tok, 
     try:
         tc = TrainConfig(max_steps=cfg.vision_warmup_steps, lr=cfg.vision_warmup_lr,
                          warmup_steps=min(20, cfg.vision_warmup_steps // 5 + 1), eval_every=10 ** 9, **common)
-        img_frac = sum(e.ids.count(tok.image_id) for e in captions) / max(1, sum(len(e.ids) for e in captions))
+        img_frac = _image_token_frac(captions, tok)
         s = train(model, batches, tc, out, tokenizer=tok, extra_config={"stage": "sft-vision-warmup"},
                   dist_info=dist_info, flops_per_token=model.flops_per_token(batches.seq_len, img_frac))
     finally:
@@ -510,55 +499,39 @@ def register(sub) -> None:
     p.add_argument("--base", required=True, metavar="DIR", help="checkpoint folder to start from")
     p.add_argument("--data", nargs="+", required=True, metavar="FILE", help="conversation JSONL files")
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--max-steps", type=int, default=600)
-    p.add_argument("--batch-size", type=int, default=16, help="packed sequences per step")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--vision-lr-mult", type=float, default=1.0,
-                   help="the vision tower and projector train at lr times this in the main stage")
-    p.add_argument("--projector-lr-mult", type=float, default=1.0,
-                   help="the projector trains at that rate times this (a fresh projector between a pretrained "
-                   "tower and decoder learns faster with larger steps)")
-    p.add_argument("--freeze-tower", action="store_true",
-                   help="keep the vision tower as it starts the main stage (after --tower-steps, or the base's); "
-                   "only the projector and decoder train, and images run forward only")
-    p.add_argument("--seq-len", type=int, default=None, help="default: the base model's")
-    p.add_argument("--vision", default="tiny", help="vision preset for a text-only base: tiny, 224, 384")
-    p.add_argument("--captions", default=None, metavar="FILE", help="image-caption JSONL ({image, text})")
-    p.add_argument("--tower-steps", type=int, default=0,
-                   help="a fresh vision tower first trains alone on --captions for this many steps (predicting "
-                   "each caption's words from the image)")
-    p.add_argument("--tower-pairs", type=int, default=0, metavar="N",
-                   help="the tower stage also predicts each pair of adjacent tokens that N or more captions share "
-                   "(\"orange square\" says which shape is orange; a bag of single words cannot); 0: words only")
-    p.add_argument("--warmup-steps", type=int, default=0, dest="vision_warmup_steps",
-                   help="vision-only steps on --captions first, decoder frozen (LLaVA stage 1)")
-    p.add_argument("--caption-mix", type=float, default=0.0, help="fraction of examples from --captions")
-    p.add_argument("--text-data", nargs="+", default=[], metavar="PATH", help="pretraining text to mix in")
-    p.add_argument("--text-mix", type=float, default=0.0, help="fraction of tokens from --text-data")
-    p.add_argument("--save-every", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=100)
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp32"])
-    p.add_argument("--optimizer", default="adamw", choices=["adamw", "muon"],
-                   help="muon: Muon for the transformer blocks' matrices, AdamW for the rest")
-    p.add_argument("--compile", default="auto", choices=["auto", "on", "off"])
-    p.add_argument("--quiet", action="store_true")
+
+    def opt(name: str, *flags: str, **kw) -> None:
+        add_option(p, SFTConfig, name, *flags, **kw)
+
+    opt("max_steps", type=int)
+    opt("batch_size", type=int, help="packed sequences per step")
+    opt("lr", type=float, help="peak learning rate of the main stage")
+    opt("lr_warmup_steps", type=int, help="steps of linear learning-rate warmup in the main stage")
+    opt("vision_lr_mult", type=float,
+        help="the vision tower and projector train at lr times this in the main stage")
+    opt("projector_lr_mult", type=float, help="the projector trains at that rate times this (a fresh "
+        "projector between a pretrained tower and decoder learns faster with larger steps)")
+    opt("freeze_tower", action="store_true", help="keep the vision tower as it starts the main stage (after "
+        "--tower-steps, or the base's); only the projector and decoder train, and images run forward only")
+    opt("seq_len", type=int, help="default: the base model's")
+    opt("vision", help="vision preset for a text-only base: tiny, 224, 384")
+    opt("captions", metavar="FILE", help="image-caption JSONL ({image, text})")
+    opt("tower_steps", type=int, help="a fresh vision tower first trains alone on --captions for this many "
+        "steps (predicting each caption's words from the image)")
+    opt("tower_pairs", type=int, metavar="N", help="the tower stage also predicts each pair of adjacent "
+        "tokens that N or more captions share (\"orange square\" says which shape is orange; a bag of "
+        "single words cannot); 0: words only")
+    opt("vision_warmup_steps", type=int,
+        help="vision-only steps on --captions first, decoder frozen (LLaVA stage 1)")
+    opt("caption_mix", type=float, help="fraction of examples from --captions")
+    opt("text_data", nargs="+", metavar="PATH", help="pretraining text to mix in")
+    opt("text_mix", type=float, help="fraction of tokens from --text-data")
+    add_run_options(p, SFTConfig)
     p.set_defaults(func=_cli)
 
 
 def _cli(args) -> int:
-    summary = run_sft(SFTConfig(
-        base=args.base, data=args.data, out=args.out, max_steps=args.max_steps, batch_size=args.batch_size,
-        lr=args.lr, vision_lr_mult=args.vision_lr_mult, projector_lr_mult=args.projector_lr_mult,
-        freeze_tower=args.freeze_tower, seq_len=args.seq_len, vision=args.vision, captions=args.captions,
-        tower_steps=args.tower_steps, tower_pairs=args.tower_pairs,
-        vision_warmup_steps=args.vision_warmup_steps, caption_mix=args.caption_mix, text_data=args.text_data,
-        text_mix=args.text_mix, save_every=args.save_every, eval_every=args.eval_every, resume=args.resume,
-        seed=args.seed, device=args.device, dtype=args.dtype, compile=args.compile, quiet=args.quiet,
-        optimizer=args.optimizer,
-    ))
+    summary = run_sft(config_from_args(SFTConfig, args))
     print(json.dumps({k: summary.get(k) for k in ("steps", "tokens", "final_val_loss", "wall_s", "examples",
                                                      "vision_attached")}))
     return 0

@@ -2,18 +2,15 @@
 
 A linear head on the tower's flattened patch features (every patch in its place, so the head knows where
 each feature sits, as a word's letters need) predicts the caption's bag of tokens: a softmax over the tokens
-the captions use, each caption's target its tokens weighted by inverse caption frequency, so "Bagu" on one
-sign in 34 counts for much more than "sign" or "that". The head is thrown away afterwards; only the tower
+the captions use, each caption's target its tokens weighted by inverse caption frequency, so a sign's rare
+name counts for much more than "sign" or "that". The head is thrown away afterwards; only the tower
 goes on to SFT.
 
 Why a separate stage: a tower trained from scratch inside SFT first learns what every answer to a question
-has in common, which needs no picture, and its features collapse towards one vector for every image (after
-60 sign-only SFT steps the image tokens' spread across images was 2.5% of their size, and every sign was
-read as the same word). A tower that has already learnt to tell the pictures apart starts SFT where that
-collapse cannot happen: on the tiny preset, with the same SFT data, reading the sign went from 11% of held-out
-signs to 42% after 150 tower steps and 55% after 250 (48-71% on other SFT data; about a minute on a 2-core
-CPU; the stage's own head then read 83% and 92% of them). The tower alone is cheap to train: no decoder runs.
-Colour questions, on the other hand, lost ground on that run (58% -> 38%).
+has in common, which needs no picture, and its features collapse towards one vector for every image (every
+sign is then read as the same word). A tower that has already learnt to tell the pictures apart starts SFT
+where that collapse cannot happen, and the tower alone is cheap to train: no decoder runs. What the stage
+gained (sign reading) and cost (colour questions) on the tiny preset is in docs/training-notes.md.
 """
 
 from __future__ import annotations
@@ -30,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinygpt4.data.images import IMAGE_MEAN, IMAGE_STD, ImageCache
+from tinygpt4.data.readers import read_captions
 from tinygpt4.errors import UserError
 from tinygpt4.runtime import autocast
 from tinygpt4.tokenizer import Tokenizer
@@ -49,8 +47,6 @@ def caption_bags(path: str | Path, tok: Tokenizer, pairs_min_count: int = 0) -> 
     """Read captions.jsonl ({"image", "text"}) into images and IDF-weighted token bags. With pairs_min_count
     > 0 a bag also holds each pair of adjacent tokens that at least that many captions share: a bag of single
     words cannot say which shape has which colour ("orange", "square", "purple"), a pair ("orange square") can."""
-    from tinygpt4.train.sft import read_captions
-
     rows, folder = read_captions(path)
     if not rows:
         raise UserError(f"{path}: no captions")
@@ -99,7 +95,7 @@ def pretrain_tower(tower: nn.Module, bags: CaptionBags, *, steps: int, batch_siz
     if optimizer == "muon":
         opt = make_optimizer(nn.ModuleDict({"tower": tower, "head": head}),
                              TrainConfig(lr=lr, weight_decay=0.05, beta2=0.999, optimizer=optimizer), device)
-    else:  # the stage's original recipe, every parameter decaying, which the demo's numbers come from
+    else:  # the stage's original recipe, every parameter decaying, which the measured runs used
         params = [p for p in tower.parameters() if p.requires_grad] + list(head.parameters())
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05, fused=device.type in ("cuda", "cpu"))
     cache = ImageCache(vc.image_size)
