@@ -193,7 +193,7 @@ def test_tiny_ladder_smoke(tmp_path, tiny_tokenizer):
 
 def test_capability_metric_is_mean_negative_log_pass_rate():
     from tinygpt4.data.readers import McItem
-    from tinygpt4.scaling.ladder import capability_metric
+    from tinygpt4.evals.capability import capability_metric
 
     class FakeLM:
         def loglikelihood(self, requests):

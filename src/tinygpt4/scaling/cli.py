@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 from tinygpt4.errors import UserError
+from tinygpt4.scaling.ladder import record_outcome, run_ladder
+from tinygpt4.train.pretrain import PretrainConfig
 
 
 def register(sub) -> None:
@@ -43,9 +45,6 @@ def register(sub) -> None:
 
 
 def _cli(args) -> int:
-    from tinygpt4.scaling.ladder import record_outcome, run_ladder
-    from tinygpt4.train.pretrain import PretrainConfig
-
     out = Path(args.out)
     if args.outcome:
         summary = Path(args.outcome)

@@ -12,10 +12,13 @@ from tinygpt4.scaling.fit import PowerLaw
 
 
 def plot_scaling(scaling_dir, out_path=None) -> Path:
+    # matplotlib loads here, not with the module: the ladder imports this module in every rung worker, and
+    # only the parent process draws
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter
 
     d = Path(scaling_dir)
     fit = json.loads((d / "fit.json").read_text())
@@ -42,8 +45,6 @@ def plot_scaling(scaling_dir, out_path=None) -> Path:
                    label=f"actual {outcome['actual_final_loss']:.3f} ({100 * outcome['relative_error']:+.1f}%)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    from matplotlib.ticker import FormatStrFormatter
-
     ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
     ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
     ax.set_xlabel("training compute (FLOPs)")

@@ -1,52 +1,11 @@
 """Predictable scaling: train a ladder of small models the way the target will be trained, fit
-L(C) = a*C^b + c to their final validation losses, and predict the target's final loss before it trains.
+L(C) = a*C^b + c to their final validation losses, and predict the target's final loss (and a capability
+metric) before the target trains.
 
-The ladder is the target's own recipe shrunk along one dial, width: same depth, data, tokenizer, sequence
-length, optimizer, schedule shape (warmup fraction, cosine decay to the same floor) and tokens per
-parameter. Compute is C = flops_per_token * tokens for every rung and for the target, with
-flops_per_token = 6N + attention and N the non-embedding parameter count (output head included).
-
-Tokens per parameter counts every parameter, the input embedding included, as Chinchilla counts N. The
-embedding is a large share of a narrow rung (half of the narrowest one's parameters, a quarter of the demo
-target's), so this gives the small rungs 1.3-1.4x the tokens a non-embedding ratio would. Those rungs are
-the most under-trained; counted the other way, their losses bent the ladder's log-log curve (its slope
-steepened from -0.15 to -0.39 across the rungs), which a*C^b + c cannot follow. On the demo (the tiny
-target, 2.9 M tokens; three seeds of the ladder on each of two worlds), counting non-embedding parameters
-the loss prediction erred by +17% / +19% / +17% on world 0 and +26% / +27% / +28% on world 1; counting all,
-by -0.6% / -2.7% / -0.7% and +5.0% / +21% / +12% (one rung of world 1's second seed ended 0.12 above the
-others). The capability prediction of the three-seed mean ladder: -19% and -15% (before: -26% to -33% on
-world 0). It is not a cure for the curvature: against a shorter target (560 steps, 2.3 M tokens, world 0,
-one seed) the all-parameter ladder erred by +36%, the non-embedding one by +18%.
-
-Two hyperparameters follow the model's size so that the family runs smoothly into the target's own settings:
-
-* batch size = target batch * (N / N_target)^0.75, rounded to a whole number of sequences (at least one).
-  Small models have a small critical batch, and with a fixed tokens-per-parameter ratio the smallest
-  rungs see only tens of thousands of tokens: they need small batches to take more than a handful of
-  steps. Every rung validates on the target's own validation batches.
-* peak learning rate = target lr * (target width / width)^0.5 * (batch / target batch)^0.5. Narrow
-  models need a larger step (their logits move slowly; the full 1/width of muP put mid-sized rungs over
-  a divergence cliff on the CPU demo); a smaller batch needs a smaller one, by the square-root rule for
-  Adam (Malladi et al., 2022). Without the batch factor the rungs of one to three sequences per step
-  trained at 2-8x the target's rate and spiked: on the demo world, over three seeds (with the
-  non-embedding token count of the time), the widest rung's final loss ranged from 1.68 to 2.25 and
-  the loss prediction's error from +9% to +49% (capability: +5% to +36%); with it, 1.93 to 1.97 and
-  +17% to +19% (capability: -26% to -33%). The error is as large on average but the same from seed to
-  seed, so it can be measured and studied rather than drawn by lot.
-
-Rungs can be trained with several seeds (`seeds`); each point is then the mean of their final losses.
-
-Because each rung may use at most 1/100 of the target's compute (1/1,000 on GPU presets) and compute
-grows as N^2 at a fixed tokens-per-parameter ratio, rungs have at most a tenth of the target's N, and on
-a small vocabulary-dominated model that means narrow widths. The fit sees only the rungs: whatever the
-target learns that none of them does (facts, on the built-in world) shows up as prediction error, which
-outcome.json records beside the prediction.
-
-Files in the scaling folder:
-  ladder.json   the plan and, per rung, its shape, tokens, FLOPs, wall time and final validation loss
-  fit.json      the fit, bootstrap intervals, `predicted_final_loss` (written once, before the target)
-  outcome.json  `actual_final_loss` and the relative error, written after the target has trained
-  scaling.png   points, fitted curve, the prediction with its interval (and the outcome, once known)
+Each rung is the target's own PretrainConfig shrunk along one dial, width, with its batch size and learning
+rate following its size, so that the family runs smoothly into the target's settings. The prediction is
+written once and never rewritten: it is judged against the target's outcome, recorded beside it later.
+docs/scaling.md describes the rules, the files this module writes and the measurements behind each rule.
 """
 
 from __future__ import annotations
@@ -55,24 +14,34 @@ import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from tinygpt4.config import ModelConfig
+from tinygpt4.data.pretrain_data import build_token_cache
 from tinygpt4.errors import UserError
-from tinygpt4.runtime import atomic_write_text
+from tinygpt4.evals.capability import CAPABILITY_NAME, capability_metric, load_exam_items
+from tinygpt4.model.gpt import GPT
+from tinygpt4.runtime import atomic_write_text, resolve_device
+from tinygpt4.scaling.figures import plot_scaling
 from tinygpt4.scaling.fit import bootstrap_power_law, fit_power_law
+from tinygpt4.tokenizer import Tokenizer
+from tinygpt4.train.pretrain import PretrainConfig, pretrain_defaults, resolve_model_config, run_pretrain
 
-GPU_PRESETS = {"d12", "d20", "d26"}
+# The model presets meant for GPUs (the others, tiny and bare depths, are CPU presets): their rungs may use
+# 1/1,000 of the target's compute instead of 1/100. Only this module asks which presets those are.
+GPU_PRESETS = frozenset({"d12", "d20", "d26"})
 LR_EXPONENT = 0.5
-# With Muon the blocks' updates have a fixed RMS whatever the width, and the narrow rungs need the full 1/width
-# of muP: against a 400-step Muon target (final loss 0.642, small world) exponent 0.5 left the narrowest rungs
-# near the uniform distribution's loss (8.15 of 8.86) and predicted 1.04 (+62%); 1.0 predicted 0.687 (+7.1%),
-# or 0.668 (+4.1%) as the mean of three seeds. The batch factor's exponent moved that one-seed prediction
-# without order (0: -5.1%, 0.25: -11%, 0.5: +7.1%): seed noise, which is why the demo averages three seeds.
+# Muon's block updates have a fixed RMS whatever the width, so its narrow rungs need the full 1/width of muP
+# (measured against exponent 0.5 in docs/scaling.md).
 MUON_LR_EXPONENT = 1.0
 BATCH_EXPONENT = 0.75
 BATCH_LR_EXPONENT = 0.5
@@ -85,11 +54,16 @@ def _write_json(path: Path, obj) -> None:
 
 
 def _read_json(path: Path) -> dict:
+    """A file the ladder cannot go on without: its plan, its prediction, a rung's job or result. Unlike the
+    report, which leaves out what it cannot read, a missing or unreadable file here is a UserError naming
+    the path (rerun the step that writes it, or point at the right folder)."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path}: not found") from None
-    except json.JSONDecodeError as e:
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
+    except ValueError as e:  # json.JSONDecodeError, or UnicodeDecodeError
         raise UserError(f"{path}: invalid JSON ({e})") from None
 
 
@@ -122,32 +96,26 @@ class Target:
 
 def model_cost(mc: ModelConfig) -> tuple[int, int, float]:
     """(non-embedding parameters, all parameters, training FLOPs per token) from the model's own accounting."""
-    import torch
-
-    from tinygpt4.model.gpt import GPT
-
     with torch.device("meta"):
         m = GPT(mc)
     return m.num_params(exclude_embedding=True), m.num_params(), float(m.flops_per_token(mc.seq_len))
 
 
-def resolve_target(cfg, vocab_size: int) -> Target:
+def resolve_target(cfg: PretrainConfig, vocab_size: int) -> Target:
     """The target's resolved settings from a `tinygpt4.train.pretrain.PretrainConfig`."""
-    from tinygpt4.train.pretrain import PRESET_DEFAULTS, resolve_model_config
-
-    defaults = PRESET_DEFAULTS.get(str(cfg.preset), PRESET_DEFAULTS["tiny"])
+    defaults = pretrain_defaults(cfg.preset)
     mc = resolve_model_config(replace(cfg, model=replace(cfg.model) if cfg.model else None), vocab_size)
     mc = replace(mc, vision=None)
-    batch = cfg.batch_size or defaults["batch_size"]
-    steps = cfg.max_steps or defaults["max_steps"]
+    batch = cfg.batch_size or defaults.batch_size
+    steps = cfg.max_steps or defaults.max_steps
     n, total, fpt = model_cost(mc)
     tokens = steps * batch * cfg.grad_accum * mc.seq_len
     return Target(
         preset=str(cfg.preset), model=mc.to_dict(), batch_size=batch, seq_len=mc.seq_len, max_steps=steps,
-        warmup_steps=cfg.warmup_steps, lr=cfg.lr or defaults["lr"], val_batches=cfg.val_batches,
+        warmup_steps=cfg.warmup_steps, lr=cfg.lr or defaults.lr, val_batches=cfg.val_batches,
         val_batch_size=cfg.val_batch_size or batch,
         grad_accum=cfg.grad_accum, non_embedding_params=n, params=total, flops_per_token=fpt, tokens=tokens,
-        flops=fpt * tokens, optimizer=cfg.optimizer or defaults["optimizer"],
+        flops=fpt * tokens, optimizer=cfg.optimizer or defaults.optimizer,
     )
 
 
@@ -184,6 +152,19 @@ class Rung:
     flops: float
 
 
+@dataclass(frozen=True)
+class RungRules:
+    """How a rung's learning rate, batch size and tokens follow its size (docs/scaling.md):
+    batch = target batch * (N / N_target)^batch_exponent,
+    lr = target lr * (target width / width)^lr_exponent * (batch / target batch)^batch_lr_exponent,
+    tokens = the target's tokens per parameter, parameters counted as param_count says ("total": all)."""
+
+    lr_exponent: float = LR_EXPONENT
+    batch_exponent: float = BATCH_EXPONENT
+    batch_lr_exponent: float = BATCH_LR_EXPONENT
+    param_count: str = PARAM_COUNT
+
+
 def lr_exponent_for(optimizer: str) -> float:
     return MUON_LR_EXPONENT if optimizer == "muon" else LR_EXPONENT
 
@@ -191,6 +172,55 @@ def lr_exponent_for(optimizer: str) -> float:
 def default_max_fraction(preset: str) -> float:
     """Each rung's compute is at most this fraction of the target's: 1/100 on CPU presets, 1/1,000 on GPU."""
     return 1e-3 if str(preset).lower() in GPU_PRESETS else 1e-2
+
+
+def rung_for_width(target: Target, width: int, rules: RungRules) -> Rung:
+    """The target's recipe at `width`, with batch size, learning rate and tokens set by `rules`."""
+    tmc = ModelConfig.from_dict(target.model)
+    seq = target.seq_len
+    mc = shape_for_width(tmc, width)
+    n, total, fpt = model_cost(mc)
+    # any whole number of sequences: rounding to a coarser grid (powers of two) puts kinks in the
+    # family's step counts, and the small rungs' step counts set the fitted slope
+    want = target.batch_size * (n / target.non_embedding_params) ** rules.batch_exponent
+    batch = max(1, round(want))
+    ratio = target.tokens_per_param(rules.param_count)
+    steps = max(1, round(ratio * (total if rules.param_count == "total" else n) / (batch * seq)))
+    tokens = steps * batch * seq
+    warmup = max(1, round(target.warmup_steps * steps / target.max_steps))
+    lr = (target.lr * (tmc.n_embd / width) ** rules.lr_exponent
+          * (batch / target.batch_size) ** rules.batch_lr_exponent)
+    # validation uses the target's own batches, so every rung is scored on exactly its windows
+    return Rung(name=f"w{width}", model=mc.to_dict(), non_embedding_params=n, params=total, flops_per_token=fpt,
+                batch_size=batch, max_steps=steps, warmup_steps=warmup, val_batches=target.val_batches,
+                val_batch_size=target.val_batch_size, lr=lr, tokens=tokens, flops=fpt * tokens)
+
+
+def _widest_under(at: Callable[[int], Rung], limit: float, *, min_width: int, below: int) -> int | None:
+    """The widest even width under `below` whose rung costs at most `limit` FLOPs (cost grows with width;
+    rounding to whole steps can break that by a hair, hence the final walk down)."""
+    lo, hi = min_width // 2, (below - 1) // 2  # in units of 2
+    if lo > hi or at(2 * lo).flops > limit:
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if at(2 * mid).flops <= limit else (lo, mid - 1)
+    return 2 * lo
+
+
+def _spaced_widths(at: Callable[[int], Rung], widest_under: Callable[[float], int | None], bottom: int,
+                   top: int, n_rungs: int) -> list[int]:
+    """bottom, top and, between them, the widths nearest to compute spaced geometrically."""
+    chosen = {bottom, top}
+    lo_c, hi_c = math.log(at(bottom).flops), math.log(at(top).flops)
+    for i in range(1, n_rungs - 1):
+        want = math.exp(lo_c + (hi_c - lo_c) * i / (n_rungs - 1))
+        w = widest_under(want) or bottom
+        # the nearer (in log compute) of the widths just under and just over the geometric target
+        if w + 2 < top and abs(math.log(at(w + 2).flops / want)) < abs(math.log(at(w).flops / want)):
+            w += 2
+        chosen.add(w)
+    return sorted(chosen)
 
 
 def plan_ladder(target: Target, *, n_rungs: int = 6, span: float = 100.0, max_fraction: float | None = None,
@@ -204,46 +234,10 @@ def plan_ladder(target: Target, *, n_rungs: int = 6, span: float = 100.0, max_fr
     if n_rungs < 2:
         raise UserError("the ladder needs at least 2 rungs")
     frac = default_max_fraction(target.preset) if max_fraction is None else max_fraction
-    if lr_exponent is None:
-        lr_exponent = lr_exponent_for(target.optimizer)
-    tmc = ModelConfig.from_dict(target.model)
-    ratio = target.tokens_per_param(param_count)
-    seq = target.seq_len
-
-    def rung_at(width: int) -> Rung:
-        mc = shape_for_width(tmc, width)
-        n, total, fpt = model_cost(mc)
-        # any whole number of sequences: rounding to a coarser grid (powers of two) puts kinks in the
-        # family's step counts, and the small rungs' step counts set the fitted slope
-        want = target.batch_size * (n / target.non_embedding_params) ** batch_exponent
-        batch = max(1, round(want))
-        steps = max(1, round(ratio * (total if param_count == "total" else n) / (batch * seq)))
-        tokens = steps * batch * seq
-        warmup = max(1, round(target.warmup_steps * steps / target.max_steps))
-        lr = target.lr * (tmc.n_embd / width) ** lr_exponent * (batch / target.batch_size) ** batch_lr_exponent
-        # validation uses the target's own batches, so every rung is scored on exactly its windows
-        return Rung(name=f"w{width}", model=mc.to_dict(), non_embedding_params=n, params=total, flops_per_token=fpt,
-                    batch_size=batch, max_steps=steps, warmup_steps=warmup, val_batches=target.val_batches,
-                    val_batch_size=target.val_batch_size, lr=lr, tokens=tokens, flops=fpt * tokens)
-
-    cache: dict[int, Rung] = {}
-
-    def at(width: int) -> Rung:
-        if width not in cache:
-            cache[width] = rung_at(width)
-        return cache[width]
-
-    def widest_under(limit: float) -> int | None:
-        """The widest even width whose rung costs at most `limit` FLOPs (cost grows with width; rounding to
-        whole steps can break that by a hair, hence the final walk down)."""
-        lo, hi = min_width // 2, (tmc.n_embd - 1) // 2  # in units of 2
-        if lo > hi or at(2 * lo).flops > limit:
-            return None
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if at(2 * mid).flops <= limit else (lo, mid - 1)
-        return 2 * lo
-
+    rules = RungRules(lr_exponent=lr_exponent_for(target.optimizer) if lr_exponent is None else lr_exponent,
+                      batch_exponent=batch_exponent, batch_lr_exponent=batch_lr_exponent, param_count=param_count)
+    at = cache(partial(rung_for_width, target, rules=rules))  # each width's rung is built once
+    widest_under = partial(_widest_under, at, min_width=min_width, below=target.model["n_embd"])
     cap = frac * target.flops
     top = widest_under(cap)
     if top is None:
@@ -254,27 +248,56 @@ def plan_ladder(target: Target, *, n_rungs: int = 6, span: float = 100.0, max_fr
             f"cannot span {span:g}x in compute under {frac:g} of the target's: the smallest rung "
             f"(width {min_width}) already uses {at(min_width).flops / cap:.3g} of the cap"
         )
-    chosen = {bottom, top}
-    lo_c, hi_c = math.log(at(bottom).flops), math.log(at(top).flops)
-    for i in range(1, n_rungs - 1):
-        want = math.exp(lo_c + (hi_c - lo_c) * i / (n_rungs - 1))
-        w = widest_under(want) or bottom
-        # the nearer (in log compute) of the widths just under and just over the geometric target
-        if w + 2 < top and abs(math.log(at(w + 2).flops / want)) < abs(math.log(at(w).flops / want)):
-            w += 2
-        chosen.add(w)
-    return [at(w) for w in sorted(chosen)]
+    return [at(w) for w in _spaced_widths(at, widest_under, bottom, top, n_rungs)]
 
 
 # ---- running it ------------------------------------------------------------------------------------------
 
-def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0,
+@dataclass
+class RungJob:
+    """One training run of one rung: what a worker is given (as rung_job.json in its run folder)."""
+
+    rung: Rung
+    cfg: PretrainConfig
+    exams: str | None = None  # an exam folder: also measure the capability metric
+    keep: bool = False  # keep the weights
+    threads: int | None = None  # torch threads while it trains
+
+    def to_dict(self) -> dict:
+        return {"rung": asdict(self.rung), "cfg": {**asdict(self.cfg), "model": self.cfg.model.to_dict()},
+                "exams": self.exams, "keep": self.keep, "threads": self.threads}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RungJob:
+        cfg = PretrainConfig(**{**d["cfg"], "model": ModelConfig.from_dict(d["cfg"]["model"])})
+        return cls(rung=Rung(**d["rung"]), cfg=cfg, exams=d.get("exams"), keep=bool(d.get("keep")),
+                   threads=d.get("threads"))
+
+
+def rung_config(target_cfg: PretrainConfig, target: Target, rung: Rung, out: Path, *, seed: int,
+                cache_dir: str) -> PretrainConfig:
+    """The target's PretrainConfig as one run of `rung`: its shape, steps, batch and learning rate, the target's
+    resolved preset, sequence length and optimizer, evaluated once at the end and never resumed."""
+    return replace(
+        target_cfg, data=list(target_cfg.data), out=str(out), preset=target.preset,
+        model=ModelConfig.from_dict(rung.model), max_steps=rung.max_steps, batch_size=rung.batch_size,
+        seq_len=target.seq_len, lr=rung.lr, warmup_steps=rung.warmup_steps, grad_accum=1,
+        eval_every=rung.max_steps, save_every=0, val_batches=rung.val_batches, val_batch_size=rung.val_batch_size,
+        resume=False, seed=seed, optimizer=target.optimizer,
+        # compiling pays off over a long run, not over a rung of a few hundred steps
+        compile="off" if target_cfg.compile == "auto" else target_cfg.compile,
+        cache_dir=cache_dir, quiet=True, log_every=max(1, rung.max_steps // 20),
+        extra={"stage": "scaling", "rung": rung.name},
+    )
+
+
+def run_ladder(target_cfg: PretrainConfig, scaling_dir, *, n_rungs: int = 6, span: float = 100.0,
                max_fraction: float | None = None, lr_exponent: float | None = None,
                batch_exponent: float = BATCH_EXPONENT, param_count: str = PARAM_COUNT,
                batch_lr_exponent: float = BATCH_LR_EXPONENT, n_boot: int = 200, seed: int = 0,
                exams: str | None = None, keep_checkpoints: bool = False, workers: int | None = None,
                seeds: int = 1, log=print) -> dict:
-    """Train the ladder for the target described by `target_cfg` (a PretrainConfig), fit, predict.
+    """Train the ladder for the target described by `target_cfg`, fit, predict.
 
     With `seeds` > 1 every rung is trained that many times (seeds target_cfg.seed, +1, ...) and its point
     is the mean of the final losses (and of the capability metric): a small rung's loss moves by several
@@ -284,8 +307,6 @@ def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0
     fit.json's contents. Refuses to run when scaling_dir already holds a prediction: a prediction is made
     once, before the target trains, and is never rewritten.
     """
-    from tinygpt4.tokenizer import Tokenizer
-
     if seeds < 1:
         raise UserError(f"seeds per rung must be at least 1, got {seeds}")
     out = Path(scaling_dir)
@@ -308,35 +329,24 @@ def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0
     _write_json(out / "ladder.json", plan)
     if exams:
         load_exam_items(exams)  # fail on a bad folder before any training
-    from tinygpt4.runtime import resolve_device
-
     on_cpu = resolve_device(target_cfg.device).type == "cpu"
     if workers is None:
         workers = min(os.cpu_count() or 1, len(rungs), MAX_CPU_WORKERS) if on_cpu else 1
     jobs = []
     for r in rungs:
         for k in range(seeds):
-            cfg = {
-                "data": list(target_cfg.data), "tokenizer": target_cfg.tokenizer,
-                "out": str(out / "runs" / (r.name if seeds == 1 else f"{r.name}-s{k}")),
-                "preset": target.preset, "model": r.model, "max_steps": r.max_steps, "batch_size": r.batch_size,
-                "seq_len": target.seq_len, "lr": r.lr, "warmup_steps": r.warmup_steps, "grad_accum": 1,
-                "eval_every": r.max_steps, "save_every": 0, "val_batches": r.val_batches,
-                "val_batch_size": r.val_batch_size, "resume": False,
-                "seed": target_cfg.seed + k, "device": target_cfg.device, "dtype": target_cfg.dtype,
-                "optimizer": target.optimizer,
-                # compiling pays off over a long run, not over a rung of a few hundred steps
-                "compile": "off" if target_cfg.compile == "auto" else target_cfg.compile,
-                "skip_bad": target_cfg.skip_bad, "cache_dir": cache_dir, "quiet": True,
-                "log_every": max(1, r.max_steps // 20), "extra": {"stage": "scaling", "rung": r.name},
-            }
-            jobs.append({"rung": asdict(r), "cfg": cfg, "exams": exams, "keep": keep_checkpoints,
-                         "threads": 1 if on_cpu else None})
+            run_dir = out / "runs" / (r.name if seeds == 1 else f"{r.name}-s{k}")
+            cfg = rung_config(target_cfg, target, r, run_dir, seed=target_cfg.seed + k, cache_dir=cache_dir)
+            jobs.append(RungJob(r, cfg, exams=exams, keep=keep_checkpoints, threads=1 if on_cpu else None))
     # Tokenize once, here, so parallel workers find the cache instead of each building it.
-    from tinygpt4.data.pretrain_data import build_token_cache
-
     build_token_cache(target_cfg.data, tok, cache_dir, skip_bad=target_cfg.skip_bad)
+    _train_rungs(jobs, plan, rungs, out / "ladder.json", seeds=seeds, workers=workers, log=log)
+    return predict(out, n_boot=n_boot, seed=seed)
 
+
+def _train_rungs(jobs: list[RungJob], plan: dict, rungs: list[Rung], ladder_path: Path, *, seeds: int,
+                 workers: int, log) -> None:
+    """Train every job, largest first, and rewrite the plan at `ladder_path` as each rung's seeds finish."""
     t0 = time.time()
     runs: dict[str, list[dict]] = {}
     done: dict[str, dict] = {}
@@ -348,10 +358,10 @@ def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0
         if len(runs[rec["name"]]) == seeds:
             done[rec["name"]] = _mean_of_seeds(runs[rec["name"]])
             plan["rungs"] = [done.get(r.name, asdict(r)) for r in rungs]
-            _write_json(out / "ladder.json", plan)
+            _write_json(ladder_path, plan)
 
     # Largest first, so parallel workers finish together.
-    order = sorted(jobs, key=lambda j: -j["rung"]["flops"])
+    order = sorted(jobs, key=lambda j: -j.rung.flops)
     if workers > 1:
         _run_in_subprocesses(order, workers, finished)
     else:
@@ -359,8 +369,7 @@ def run_ladder(target_cfg, scaling_dir, *, n_rungs: int = 6, span: float = 100.0
             finished(train_rung(j))
     plan["wall_s"] = round(time.time() - t0, 2)
     plan["workers"] = workers
-    _write_json(out / "ladder.json", plan)
-    return predict(out, n_boot=n_boot, seed=seed)
+    _write_json(ladder_path, plan)
 
 
 def _mean_of_seeds(recs: list[dict]) -> dict:
@@ -378,34 +387,36 @@ def _mean_of_seeds(recs: list[dict]) -> dict:
     return rec
 
 
-def _run_in_subprocesses(jobs: list[dict], workers: int, finished) -> None:
-    """Train rungs in `workers` fresh interpreters (`python -m tinygpt4.scaling.ladder JOB...`), one thread
-    each, every worker taking its share of the rungs in turn. Fresh processes rather than fork: a forked
-    child of a process whose OpenMP pool has run can hang, and spawn-based pools re-import the caller's
-    __main__. Jobs are dealt largest first to the worker with the fewest tokens so far."""
-    import subprocess
-    import sys
-
-    shares: list[list[dict]] = [[] for _ in range(workers)]
+def _deal(jobs: list[RungJob], workers: int) -> list[list[RungJob]]:
+    """Jobs (largest first) dealt to `workers` shares, each to the share with the fewest tokens so far."""
+    shares: list[list[RungJob]] = [[] for _ in range(workers)]
     load = [0] * workers
     for job in jobs:
         i = load.index(min(load))
         shares[i].append(job)
-        load[i] += job["rung"]["tokens"]
+        load[i] += job.rung.tokens
+    return [s for s in shares if s]
+
+
+def _run_in_subprocesses(jobs: list[RungJob], workers: int, finished: Callable[[dict], None]) -> None:
+    """Train rungs in `workers` fresh interpreters (`python -m tinygpt4.scaling.ladder JOB...`), one thread
+    each, every worker taking its share of the rungs in turn. Fresh processes rather than fork: a forked
+    child of a process whose OpenMP pool has run can hang, and spawn-based pools re-import the caller's
+    __main__."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     procs = []
-    pending: dict[Path, dict] = {}
+    pending: dict[Path, RungJob] = {}
     try:
-        for k, share in enumerate(s for s in shares if s):
+        for k, share in enumerate(_deal(jobs, workers)):
             paths = []
             for job in share:
-                run_dir = Path(job["cfg"]["out"])
+                run_dir = Path(job.cfg.out)
                 run_dir.mkdir(parents=True, exist_ok=True)
                 (run_dir / "rung.json").unlink(missing_ok=True)
-                _write_json(run_dir / "rung_job.json", job)
+                _write_json(run_dir / "rung_job.json", job.to_dict())
                 paths.append(str(run_dir / "rung_job.json"))
                 pending[run_dir] = job
-            log_path = Path(share[0]["cfg"]["out"]).parent / f"worker{k}.log"
+            log_path = Path(share[0].cfg.out).parent / f"worker{k}.log"
             with open(log_path, "w") as err:
                 proc = subprocess.Popen([sys.executable, "-m", "tinygpt4.scaling.ladder", *paths],
                                         stdout=subprocess.DEVNULL, stderr=err, env=env)
@@ -430,30 +441,37 @@ def _run_in_subprocesses(jobs: list[dict], workers: int, finished) -> None:
                 proc.wait()
 
 
-def train_rung(job: dict) -> dict:
-    """Train one rung (in this process or a worker) and return its ladder.json record."""
-    import torch
-
-    from tinygpt4.train.pretrain import PretrainConfig, run_pretrain
-
+def train_rung(job: RungJob) -> dict:
+    """Train one rung (in this process or a worker), write its rung.json and return that record."""
+    cfg = job.cfg
     threads_before = torch.get_num_threads()
-    if job.get("threads"):
+    if job.threads:
         # Rungs are narrow: a second thread buys little, and costs much when the cores are shared.
-        torch.set_num_threads(job["threads"])
+        torch.set_num_threads(job.threads)
     try:
-        cfg = PretrainConfig(**{**job["cfg"], "model": ModelConfig.from_dict(job["cfg"]["model"])})
         s = run_pretrain(cfg)
-        rec = {**job["rung"], "tokens": s["tokens"], "flops": s["flops"], "wall_s": s["wall_s"],
+        rec = {**asdict(job.rung), "tokens": s["tokens"], "flops": s["flops"], "wall_s": s["wall_s"],
                "final_val_loss": s["final_val_loss"], "seed": cfg.seed}
-        if job.get("exams"):
-            rec["capability"] = capability_metric(cfg.out, load_exam_items(job["exams"]), device=cfg.device)
+        if job.exams:
+            rec["capability"] = capability_metric(cfg.out, load_exam_items(job.exams), device=cfg.device)
     finally:
         torch.set_num_threads(threads_before)
-    if not job.get("keep"):
+    if not job.keep:
         for name in ("model.safetensors", "optimizer.safetensors"):
             (Path(cfg.out) / name).unlink(missing_ok=True)
     _write_json(Path(cfg.out) / "rung.json", rec)
     return rec
+
+
+# ---- the prediction and the outcome ----------------------------------------------------------------------
+
+def _draw(scaling_dir: Path) -> None:
+    """Redraw scaling.png. The figure is a convenience: without a working matplotlib the prediction and the
+    outcome, already written, stand without it."""
+    try:
+        plot_scaling(scaling_dir)
+    except ImportError:
+        pass
 
 
 def predict(scaling_dir, *, n_boot: int = 200, seed: int = 0, level: float = 0.9) -> dict:
@@ -495,12 +513,7 @@ def predict(scaling_dir, *, n_boot: int = 200, seed: int = 0, level: float = 0.9
         res["capability"] = predict_capability(compute, np.array([c["value"] for c in caps]), c_target,
                                                level=level, seed=seed)
     _write_json(path, res)
-    try:
-        from tinygpt4.scaling.figures import plot_scaling
-
-        plot_scaling(out)
-    except ImportError:
-        pass
+    _draw(out)
     return res
 
 
@@ -534,72 +547,15 @@ def record_outcome(scaling_dir, actual_final_loss: float, actual_metric: float |
             res["predicted_metric_interval"] = cap["interval"]
             res["metric_relative_error"] = (cap["predicted"] - float(actual_metric)) / float(actual_metric)
     _write_json(out / "outcome.json", res)
-    try:
-        from tinygpt4.scaling.figures import plot_scaling
-
-        plot_scaling(out)
-    except ImportError:
-        pass
+    _draw(out)
     return res
-
-
-# ---- capability --------------------------------------------------------------------------------------------
-
-CAPABILITY_NAME = "mean_neg_log_pass_rate"
-
-
-def load_exam_items(root, *, lang: str = "en", split: str = "test", limit: int = 200) -> list:
-    """A fixed bucket of exam questions (MMLU layout: root/<lang>/<split>/ or root/<split>/)."""
-    from tinygpt4.data.readers import read_mmlu_dir
-
-    root = Path(root)
-    base = root / lang if (root / lang).is_dir() else root
-    splits = read_mmlu_dir(base)
-    if split not in splits:
-        raise UserError(f"{base}: no {split}/ split")
-    items = [it for subject in sorted(splits[split]) for it in splits[split][subject]]
-    if len(items) > limit:
-        # every k-th question, so every subject is represented
-        idx = np.linspace(0, len(items) - 1, limit).round().astype(int)
-        items = [items[i] for i in idx]
-    return items
-
-
-def capability_metric(model_dir_or_lm, items: list, *, device: str = "cpu") -> dict:
-    """Mean negative log pass rate on a bucket of exam questions, asked in the corpus's own Q:/A: form.
-
-    The pass rate of a question is the probability that one sample (temperature 1) from the model is
-    exactly the right answer, p(answer | question): the GPT-4 report's metric for predicting a capability
-    from small runs, which, unlike accuracy, moves smoothly long before the model gets questions right.
-    `value` is -mean log pass rate (nats per question). Also reported, not predicted: `choice_value`, the
-    same with the probability renormalised over the four options (log 4 at chance), and `accuracy`, how
-    often the right option scores highest. `model_dir_or_lm` is a checkpoint folder or a LanguageModel."""
-    lm = model_dir_or_lm
-    if isinstance(lm, str | Path):
-        from tinygpt4.evals.local import LocalModel
-        from tinygpt4.runtime import resolve_device
-
-        lm = LocalModel(str(lm), device=str(resolve_device(device)))
-    reqs = []
-    for it in items:
-        ctx = f"Q: {it.question}\nA:"
-        reqs.extend((ctx, " " + c) for c in it.choices)
-    lls = np.array(lm.loglikelihood(reqs), dtype=float)
-    neg_log_pass, neg_log_choice, correct, k = [], [], [], 0
-    for it in items:
-        s = lls[k: k + len(it.choices)]
-        k += len(it.choices)
-        neg_log_pass.append(-s[it.answer_index])
-        neg_log_choice.append(-(s[it.answer_index] - np.logaddexp.reduce(s)))
-        correct.append(int(np.argmax(s)) == it.answer_index)
-    return {"name": CAPABILITY_NAME, "value": float(np.mean(neg_log_pass)),
-            "choice_value": float(np.mean(neg_log_choice)), "accuracy": float(np.mean(correct)), "n": len(items)}
 
 
 def predict_capability(compute: np.ndarray, metric: np.ndarray, target_compute: float, *, level: float = 0.9,
                        seed: int = 0, n_boot: int = 200) -> dict:
-    """Predict the target's capability metric from the ladder as the GPT-4 report does: a power law in
-    compute with no offset, -E[log pass_rate](C) = alpha * C^-k, fitted as a line in log-log space.
+    """Predict the target's capability metric (tinygpt4.evals.capability) from the ladder as the GPT-4 report
+    does: a power law in compute with no offset, -E[log pass_rate](C) = alpha * C^-k, fitted as a line in
+    log-log space.
 
     No offset because a perfect model passes every question (the metric's floor is 0), and the law is
     fitted to compute directly, not through the loss, so it needs no prediction of the loss. The interval
@@ -634,12 +590,13 @@ def clean_runs(scaling_dir) -> None:
 
 __all__ = [
     "Rung",
+    "RungJob",
+    "RungRules",
     "Target",
-    "capability_metric",
     "fit_power_law",
-    "load_exam_items",
     "plan_ladder",
     "predict",
+    "predict_capability",
     "record_outcome",
     "resolve_target",
     "run_ladder",
@@ -647,7 +604,5 @@ __all__ = [
 
 
 if __name__ == "__main__":  # a ladder worker: python -m tinygpt4.scaling.ladder JOB.json...
-    import sys
-
     for job_path in sys.argv[1:]:
-        train_rung(_read_json(Path(job_path)))
+        train_rung(RungJob.from_dict(_read_json(Path(job_path))))
