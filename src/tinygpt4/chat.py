@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tinygpt4.data.images import load_image_ref
 from tinygpt4.errors import UserError
 from tinygpt4.tokenizer import ROLES, Tokenizer
 
@@ -129,8 +130,6 @@ def render_chat(
     mask += [0] * len(tail)
     images = refs
     if load_images and refs:
-        from tinygpt4.data.images import load_image_ref
-
         images = [load_image_ref(r, image_root) for r in refs]
     return RenderedChat(ids, mask, images, dropped)
 

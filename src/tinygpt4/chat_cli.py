@@ -12,7 +12,11 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from tinygpt4.chat import render_chat
+from tinygpt4.data.images import image_to_data_url, read_image_file
+from tinygpt4.engine import Engine
 from tinygpt4.errors import UserError
+from tinygpt4.interactive import load_for_generation
 
 HELP = ("commands: /image PATH  attach an image to your next message | /system TEXT  set the system message | "
         "/temperature T | /reset  start over | /help | /quit")
@@ -33,16 +37,12 @@ class ChatSession:
     pending_images: list[str] = field(default_factory=list)  # data URLs for the next user message
 
     def __post_init__(self):
-        from tinygpt4.engine import Engine
-
         self.engine = Engine(self.model, self.tok)
         vision = getattr(self.model.config, "vision", None)
         self.image_tokens = vision.tokens_per_image if vision is not None else 0
         self.context = int(self.model.config.seq_len)
 
     def attach_image(self, path: str) -> None:
-        from tinygpt4.data.images import image_to_data_url, read_image_file
-
         if not self.image_tokens:
             raise UserError("this model has no vision tower; it cannot take images")
         img = read_image_file(path)
@@ -54,8 +54,6 @@ class ChatSession:
 
     def reply(self, text: str) -> Iterable[str]:
         """Add the user's message, stream the assistant's answer, and keep both in the history."""
-        from tinygpt4.chat import render_chat
-
         parts = [{"type": "image_url", "image_url": {"url": u}} for u in self.pending_images]
         user = {"role": "user", "content": [*parts, {"type": "text", "text": text}] if parts else text}
         convo = ([{"role": "system", "content": self.system}] if self.system else []) + self.messages + [user]
@@ -151,8 +149,6 @@ def register(sub) -> None:
 
 
 def _cli(args) -> int:
-    from tinygpt4.generate_cli import load_for_generation
-
     model, tok = load_for_generation(args)
     session = ChatSession(model, tok, temperature=args.temperature, max_tokens=args.max_tokens, top_k=args.top_k,
                           seed=args.seed, system=args.system)

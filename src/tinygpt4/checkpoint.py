@@ -22,6 +22,8 @@ from safetensors.torch import load_file, save_file
 
 from tinygpt4.config import ModelConfig
 from tinygpt4.errors import UserError
+from tinygpt4.model.gpt import GPT
+from tinygpt4.model.vlm import VLM
 from tinygpt4.runtime import atomic_write_text, default_mode
 from tinygpt4.tokenizer import Tokenizer
 
@@ -53,11 +55,7 @@ def _unique_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def build_model(cfg: ModelConfig, device="cpu", seed: int | None = 0, init: bool = True):
     """A text-only GPT, or the vision-language wrapper when the config has a vision tower."""
     if cfg.vision is not None:
-        from tinygpt4.model.vlm import VLM
-
         return VLM.build(cfg, device=device, seed=seed, init=init)
-    from tinygpt4.model.gpt import GPT
-
     return GPT.build(cfg, device=device, seed=seed, init=init)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from tinygpt4.errors import UserError
+from tinygpt4.engine import Engine
+from tinygpt4.interactive import load_for_generation
 
 
 def register(sub) -> None:
@@ -21,21 +22,7 @@ def register(sub) -> None:
     p.set_defaults(func=_cli)
 
 
-def load_for_generation(args):
-    """Check the sampling flags `generate` and `chat` share, then load MODEL_DIR on --device."""
-    from tinygpt4.checkpoint import load_model
-    from tinygpt4.runtime import resolve_device
-
-    if args.max_tokens < 1:
-        raise UserError("--max-tokens must be at least 1")
-    if args.temperature < 0:
-        raise UserError("--temperature must be >= 0")
-    return load_model(args.model_dir, device=str(resolve_device(args.device)))
-
-
 def _cli(args) -> int:
-    from tinygpt4.engine import Engine
-
     model, tok = load_for_generation(args)
     prompt = [tok.bos_id] + tok.encode(args.prompt)
     sys.stdout.write(args.prompt)

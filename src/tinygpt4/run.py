@@ -18,10 +18,11 @@ import torch
 
 from tinygpt4.config import PRESETS, config_for_depth
 from tinygpt4.errors import UserError
+from tinygpt4.evals.capability import capability_metric, load_exam_items
 from tinygpt4.evals.suite import run_suite
 from tinygpt4.report.build import build_report
 from tinygpt4.runtime import atomic_write_text, resolve_device
-from tinygpt4.scaling.ladder import capability_metric, load_exam_items, record_outcome, run_ladder
+from tinygpt4.scaling.ladder import record_outcome, run_ladder
 from tinygpt4.tokenizer import bytes_per_token, language_samples, train_tokenizer
 from tinygpt4.train.pretrain import PretrainConfig, run_pretrain
 from tinygpt4.train.sft import SFTConfig, run_sft

@@ -6,17 +6,15 @@ with different vocabularies compare directly.
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
+from tinygpt4.data.readers import iter_pretrain_texts, read_jsonl
 from tinygpt4.errors import UserError
-from tinygpt4.evals.common import result, rounded, unsupported
+from tinygpt4.evals.common import group_by, result, rounded, timed, unsupported
 from tinygpt4.evals.protocol import LanguageModel, Unsupported
 
 
 def load_texts(path: str | Path) -> list[dict]:
-    from tinygpt4.data.readers import iter_pretrain_texts, read_jsonl
-
     path = Path(path)
     if path.suffix == ".jsonl":
         out = []
@@ -35,12 +33,10 @@ def bits_per_byte(nll_nats: float, n_bytes: int) -> float:
 def evaluate(lm: LanguageModel, path: str | Path, *, task: str = "bpb", limit: int | None = None) -> dict:
     config = {"path": str(path), "limit": limit, "model": getattr(lm, "name", None)}
     texts = load_texts(path)[:limit]
-    t0 = time.perf_counter()
     try:
-        lls = lm.loglikelihood_rolling([t["text"] for t in texts])
+        lls, wall = timed(lm.loglikelihood_rolling, [t["text"] for t in texts])
     except Unsupported as e:
         return unsupported(task, config, str(e))
-    wall = time.perf_counter() - t0
     items = []
     for t, ll in zip(texts, lls):
         n_bytes = len(t["text"].encode("utf-8"))
@@ -53,9 +49,6 @@ def evaluate(lm: LanguageModel, path: str | Path, *, task: str = "bpb", limit: i
 
     summary = pooled(items) if items else {"n": 0, "bpb": None}
     for key in ("lang", "kind"):
-        groups: dict[str, list[dict]] = {}
-        for it in items:
-            groups.setdefault(it[key], []).append(it)
-        summary[f"by_{key}"] = {g: pooled(v) for g, v in sorted(groups.items())}
+        summary[f"by_{key}"] = {g: pooled(v) for g, v in group_by(items, key).items()}
     summary["wall_s"] = wall
     return result(task, config, rounded(summary), rounded(items))

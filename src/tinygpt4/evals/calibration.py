@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 from pathlib import Path
 
+from tinygpt4.evals import multiple_choice
 from tinygpt4.evals.common import argmax, result, rounded, softmax
 from tinygpt4.evals.protocol import LanguageModel
 
@@ -102,7 +103,5 @@ def from_multiple_choice(mc: dict, *, task: str = "calibration") -> dict:
 
 def evaluate(lm: LanguageModel, root: str | Path, *, task: str = "calibration", shots: int = 5,
              limit: int | None = None) -> dict:
-    from tinygpt4.evals import multiple_choice
-
     mc = multiple_choice.evaluate(lm, root, shots=(shots,), limit=limit)
     return from_multiple_choice(mc, task=task)

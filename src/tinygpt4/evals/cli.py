@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
 from tinygpt4.errors import UserError
+from tinygpt4.evals import suite
+from tinygpt4.evals.endpoint import EndpointModel
 
 
 def register(subparsers) -> None:
@@ -40,21 +44,15 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> int:
-    from tinygpt4.evals import suite
-
     if not args.task and not args.suite:
         raise UserError("nothing to run: give --task NAME[:PATH] (repeatable) or --suite report")
     if args.threads is not None:
         if args.threads < 1:
             raise UserError("--threads must be at least 1")
-        import torch
-
         torch.set_num_threads(args.threads)
     if args.endpoint:
         if not args.model_name:
             raise UserError("--endpoint needs --model NAME")
-        from tinygpt4.evals.endpoint import EndpointModel
-
         lm = EndpointModel(args.endpoint, args.model_name, api_key=args.api_key)
         stage = args.stage or args.model_name
     else:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import mimetypes
 import re
 import string
+import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tinygpt4.errors import UserError
 from tinygpt4.runtime import atomic_write_text
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -118,12 +122,26 @@ def rounded(x: Any, digits: int = 4) -> Any:
     return x
 
 
+def group_by(items: list[dict], key: str | Callable[[dict], Any]) -> dict[Any, list[dict]]:
+    """The items in groups, by item[key] (or key(item)), the groups in sorted order, each in the items' order."""
+    label = key if callable(key) else (lambda it: it[key])
+    groups: dict[Any, list[dict]] = {}
+    for it in items:
+        groups.setdefault(label(it), []).append(it)
+    return dict(sorted(groups.items()))
+
+
 def group_accuracy(items: list[dict], key: str, correct_key: str) -> dict[str, dict]:
     """{group: {"n", "acc"}} over items, grouped by item[key]."""
-    groups: dict[str, list[bool]] = {}
-    for it in items:
-        groups.setdefault(str(it[key]), []).append(bool(it[correct_key]))
-    return {g: {"n": len(v), "acc": sum(v) / len(v)} for g, v in sorted(groups.items())}
+    return {g: {"n": len(v), "acc": sum(bool(it[correct_key]) for it in v) / len(v)}
+            for g, v in group_by(items, lambda it: str(it[key])).items()}
+
+
+def timed(call: Callable[..., Any], *args, **kwargs) -> tuple[Any, float]:
+    """call(*args, **kwargs) and the seconds it took: the backend's time, which a result reports as wall_s."""
+    t0 = time.perf_counter()
+    out = call(*args, **kwargs)
+    return out, time.perf_counter() - t0
 
 
 def resolve_path(rel: str, roots: Sequence[Path]) -> Path | None:
@@ -145,9 +163,6 @@ def search_roots(data_file: str | Path) -> list[Path]:
 
 
 def image_data_url(path: Path) -> str:
-    import base64
-    import mimetypes
-
     mime = mimetypes.guess_type(path.name)[0] or "image/png"
     return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
@@ -165,8 +180,6 @@ def inline_images(messages: list[dict], roots: Sequence[Path], where: str = "") 
                     rel = part["image_url"]["url"]
                     found = resolve_path(rel, roots)
                     if found is None:
-                        from tinygpt4.errors import UserError
-
                         raise UserError(f"{where or 'messages'}: image not found: {rel}")
                     part = {"type": "image_url", "image_url": {"url": image_data_url(found)}}
                 parts.append(part)

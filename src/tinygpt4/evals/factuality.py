@@ -16,11 +16,20 @@ in a conversation that began with an image as it would alone.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
+from tinygpt4.data.readers import read_jsonl
 from tinygpt4.errors import UserError
-from tinygpt4.evals.common import GRADED_SPAN, contains_answer, exact_match, result, rounded, unsupported
+from tinygpt4.evals.common import (
+    GRADED_SPAN,
+    contains_answer,
+    exact_match,
+    group_by,
+    result,
+    rounded,
+    timed,
+    unsupported,
+)
 from tinygpt4.evals.protocol import LanguageModel, Unsupported
 
 QA_TEMPLATES = {
@@ -36,8 +45,6 @@ def qa_prompt(question: str, lang: str = "en") -> str:
 
 
 def load_items(path: str | Path) -> list[dict]:
-    from tinygpt4.data.readers import read_jsonl
-
     items = []
     for i, obj in enumerate(read_jsonl(path), 1):
         if not isinstance(obj.get("question"), str) or not isinstance(obj.get("answer"), str):
@@ -63,19 +70,18 @@ def evaluate(
               "limit": limit, "model": getattr(lm, "name", None), "prefaces": len(prefaces or []),
               "metrics": {"exact_match": f"normalised {GRADED_SPAN} == normalised reference",
                           "contains": f"normalised reference within {GRADED_SPAN}"}}
-    t0 = time.perf_counter()
+    if chat:
+        convs = [[{"role": "user", "content": it["question"]}] for it in items]
+        if prefaces:
+            convs += [prefaces[i % len(prefaces)] + c for i, c in enumerate(convs)]
     try:
         if chat:
-            convs = [[{"role": "user", "content": it["question"]}] for it in items]
-            if prefaces:
-                convs += [prefaces[i % len(prefaces)] + c for i, c in enumerate(convs)]
-            outputs = lm.generate(convs, max_tokens=max_tokens)
+            outputs, wall = timed(lm.generate, convs, max_tokens=max_tokens)
         else:
-            outputs = lm.complete([qa_prompt(it["question"], it["lang"]) for it in items], max_tokens=max_tokens,
-                                  stop=["\n"])
+            outputs, wall = timed(lm.complete, [qa_prompt(it["question"], it["lang"]) for it in items],
+                                  max_tokens=max_tokens, stop=["\n"])
     except Unsupported as e:
         return unsupported(task, config, str(e))
-    wall = time.perf_counter() - t0
     n = len(items)
     for i, it in enumerate(items):
         it["output"] = outputs[i]
@@ -101,7 +107,4 @@ def _scores(items: list[dict]) -> dict:
 
 
 def _by(items: list[dict], key: str) -> dict[str, dict]:
-    groups: dict[str, list[dict]] = {}
-    for it in items:
-        groups.setdefault(str(it[key]), []).append(it)
-    return {g: {"n": len(v), **_scores(v)} for g, v in sorted(groups.items())}
+    return {g: {"n": len(v), **_scores(v)} for g, v in group_by(items, lambda it: str(it[key])).items()}

@@ -9,26 +9,26 @@ gets. Scored like factuality: `acc_*` = the normalised reference appears in the 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
+from tinygpt4.data.readers import read_jsonl, validate_messages
 from tinygpt4.errors import UserError
 from tinygpt4.evals.common import (
     GRADED_SPAN,
     contains_answer,
     exact_match,
+    group_by,
     inline_images,
     result,
     rounded,
     search_roots,
+    timed,
     unsupported,
 )
 from tinygpt4.evals.protocol import LanguageModel, Unsupported, has_images
 
 
 def load_items(path: str | Path) -> list[dict]:
-    from tinygpt4.data.readers import read_jsonl, validate_messages
-
     items = []
     for i, obj in enumerate(read_jsonl(path), 1):
         where = f"{path}: record {i}"
@@ -65,12 +65,10 @@ def evaluate(
     variants = ["with_context", "standalone"] + (["explicit"] if all(it["explicit"] for it in items) and items else [])
     source = {"with_context": "messages", "standalone": "standalone", "explicit": "explicit"}
     conversations = [inline_images(it[source[v]], roots, str(path)) for v in variants for it in items]
-    t0 = time.perf_counter()
     try:
-        outputs = lm.generate(conversations, max_tokens=max_tokens)
+        outputs, wall = timed(lm.generate, conversations, max_tokens=max_tokens)
     except Unsupported as e:
         return unsupported(task, config, str(e))
-    wall = time.perf_counter() - t0
     n = len(items)
     summary: dict = {"n": n}
     for k, v in enumerate(variants):
@@ -81,10 +79,7 @@ def evaluate(
             it.setdefault("exact", {})[v] = exact_match(out, it["answer"])
         summary[f"acc_{v}"] = sum(it["correct"][v] for it in items) / n if n else None
         summary[f"exact_{v}"] = sum(it["exact"][v] for it in items) / n if n else None
-    by: dict[str, list[dict]] = {}
-    for it in items:
-        by.setdefault(it["lang"], []).append(it)
     summary["by_lang"] = {g: {"n": len(v), **{f"acc_{x}": sum(it["correct"][x] for it in v) / len(v) for x in variants}}
-                          for g, v in sorted(by.items())}
+                          for g, v in group_by(items, "lang").items()}
     summary["wall_s"] = wall
     return result(task, config, rounded(summary), items)

@@ -24,22 +24,26 @@ from __future__ import annotations
 import base64
 import io
 import re
-import time
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
+from PIL import Image
+
+from tinygpt4.data.readers import read_jsonl
 from tinygpt4.errors import UserError
 from tinygpt4.evals.common import (
     GRADED_SPAN,
     contains_answer,
     exact_match,
+    group_by,
     inline_images,
     normalize_answer,
     reply_working,
     result,
     rounded,
     search_roots,
+    timed,
     unsupported,
 )
 from tinygpt4.evals.protocol import LanguageModel, Unsupported
@@ -48,8 +52,6 @@ from tinygpt4.evals.protocol import LanguageModel, Unsupported
 @lru_cache(maxsize=4)
 def blank_image_url(size: int = 64) -> str:
     """A data URL of a uniform mid-grey PNG."""
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.new("RGB", (size, size), (128, 128, 128)).save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -87,8 +89,6 @@ def picture_turns(path: str | Path, n: int = 16) -> list[list[dict]]:
 
 
 def load_items(path: str | Path) -> list[dict]:
-    from tinygpt4.data.readers import read_jsonl
-
     items = []
     for i, obj in enumerate(read_jsonl(path), 1):
         images = obj.get("images")
@@ -130,12 +130,10 @@ def evaluate(
     if after_turn:
         conversations += [inline_images(messages_after(it, items[earlier_item(i, n)]), roots, str(path))
                           for i, it in enumerate(items)]
-    t0 = time.perf_counter()
     try:
-        outputs = lm.generate(conversations, max_tokens=max_tokens)
+        outputs, wall = timed(lm.generate, conversations, max_tokens=max_tokens)
     except Unsupported as e:
         return unsupported(task, config, str(e))
-    wall = time.perf_counter() - t0
     blind_at, after_at = n, n * (2 if blind_baseline else 1)  # where each variant's outputs start
     for i, it in enumerate(items):
         it["output"] = outputs[i]
@@ -176,10 +174,7 @@ def _summary(items: list[dict], blind: bool) -> dict:
         return out
 
     summary = stats(items) if items else {"n": 0}
-    by: dict[str, list[dict]] = {}
-    for it in items:
-        by.setdefault(it["task"], []).append(it)
-    summary["by_task"] = {t: stats(v) for t, v in sorted(by.items())}
+    summary["by_task"] = {t: stats(v) for t, v in group_by(items, "task").items()}
     if items:  # overall: each task's own most common answer, not one answer for every task
         summary["acc_majority"] = sum(v["acc_majority"] * v["n"] for v in summary["by_task"].values()) / len(items)
     return summary

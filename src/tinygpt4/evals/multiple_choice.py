@@ -24,11 +24,11 @@ cloze (RC): each option's own text after "<question>\\nAnswer:", scored by its l
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
+from tinygpt4.data.readers import read_mmlu_dir
 from tinygpt4.errors import UserError
-from tinygpt4.evals.common import argmax, result, rounded, unsupported
+from tinygpt4.evals.common import argmax, group_by, result, rounded, timed, unsupported
 from tinygpt4.evals.protocol import LanguageModel, Unsupported
 
 LETTERS = "ABCDEFGHIJ"
@@ -83,8 +83,6 @@ def category_of(subject: str) -> str:
 
 def load_mc_dir(root: str | Path) -> dict[str, dict[str, list[dict]]]:
     """{subject: {"dev": [...], "test": [...]}} with items {"question", "choices", "answer": index}."""
-    from tinygpt4.data.readers import read_mmlu_dir
-
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"{root}: not a directory (expected MMLU layout: dev/ and test/ of <subject>_<split>.csv)")
@@ -183,22 +181,7 @@ def evaluate(
     All requests go to the backend in one call, so it can batch and share contexts freely.
     `limit` keeps the first N test questions of each subject (for quick runs)."""
     data = load_mc_dir(root)
-    items: list[dict] = []
-    requests: list[tuple[str, str]] = []
-    spans: list[tuple[int, str, int, int]] = []  # (item index, setting, start, end) into requests
-    cells: list[tuple[int, str, str, int]] = []  # (item index, subject, formulation, shots wanted)
-    for subject in sorted(data):
-        for item in data[subject].get("test", [])[:limit]:
-            items.append({"subject": subject, "category": category_of(subject), **item})
-            cells += [(len(items) - 1, subject, form, k) for k in shots for form in formulations]
-    used = _shots_that_fit(lm, data, items, cells)
-    for (idx, subject, form, k), k_used in zip(cells, used):
-        dev = data[subject].get("dev", [])
-        reqs = requests_for(subject, items[idx], dev[k - k_used:k], form)
-        spans.append((idx, setting_name(form, k), len(requests), len(requests) + len(reqs)))
-        requests.extend(reqs)
-        if k_used < min(k, len(dev)):
-            items[idx].setdefault("shots_used", {})[setting_name(form, k)] = k_used
+    items, requests, spans = _requests(lm, data, shots, formulations, limit)
     config = {
         "path": str(root), "shots": list(shots), "formulations": list(formulations), "limit": limit,
         "fewshot_split": "dev", "fewshot_sampler": "first_n", "model": getattr(lm, "name", None),
@@ -209,12 +192,10 @@ def evaluate(
                      "acc_norm = argmax log-likelihood / len(option text)",
         },
     }
-    t0 = time.perf_counter()
     try:
-        lls = lm.loglikelihood(requests)
+        lls, wall = timed(lm.loglikelihood, requests)
     except Unsupported as e:
         return unsupported(task, config, str(e))
-    wall = time.perf_counter() - t0
     for idx, setting, a, b in spans:
         item = items[idx]
         scores = lls[a:b]
@@ -237,6 +218,30 @@ def evaluate(
     return result(task, config, rounded(summary), items)
 
 
+def _requests(lm: LanguageModel, data: dict, shots: tuple[int, ...], formulations: tuple[str, ...],
+              limit: int | None) -> tuple[list[dict], list[tuple[str, str]], list[tuple[int, str, int, int]]]:
+    """The test items (the first `limit` of each subject), every request in one list, and each (item index,
+    setting)'s span (start, end) in it. An item whose prompt had to drop few-shot examples to fit the
+    backend's window records how many it kept, per setting, in "shots_used"."""
+    items: list[dict] = []
+    requests: list[tuple[str, str]] = []
+    spans: list[tuple[int, str, int, int]] = []  # (item index, setting, start, end) into requests
+    cells: list[tuple[int, str, str, int]] = []  # (item index, subject, formulation, shots wanted)
+    for subject in sorted(data):
+        for item in data[subject].get("test", [])[:limit]:
+            items.append({"subject": subject, "category": category_of(subject), **item})
+            cells += [(len(items) - 1, subject, form, k) for k in shots for form in formulations]
+    used = _shots_that_fit(lm, data, items, cells)
+    for (idx, subject, form, k), k_used in zip(cells, used):
+        dev = data[subject].get("dev", [])
+        reqs = requests_for(subject, items[idx], dev[k - k_used:k], form)
+        spans.append((idx, setting_name(form, k), len(requests), len(requests) + len(reqs)))
+        requests.extend(reqs)
+        if k_used < min(k, len(dev)):
+            items[idx].setdefault("shots_used", {})[setting_name(form, k)] = k_used
+    return items, requests, spans
+
+
 def _summarise(items: list[dict], settings: list[str], formulations: tuple[str, ...], k_max: int) -> dict:
     def acc(sub: list[dict]) -> dict:
         return {f"acc_{s}": sum(it["correct"][s] for it in sub) / len(sub) for s in settings} | {"n": len(sub)}
@@ -248,8 +253,5 @@ def _summarise(items: list[dict], settings: list[str], formulations: tuple[str, 
             summary[f"acc_{form}"] = summary[key]
     summary["headline_shots"] = k_max
     for group in ("category", "subject"):
-        by: dict[str, list[dict]] = {}
-        for it in items:
-            by.setdefault(it[group], []).append(it)
-        summary[f"by_{group}"] = {g: acc(v) for g, v in sorted(by.items())}
+        summary[f"by_{group}"] = {g: acc(v) for g, v in group_by(items, group).items()}
     return summary

@@ -25,6 +25,7 @@ from pathlib import Path
 from tinygpt4.errors import UserError
 from tinygpt4.evals import bpb, calibration, factuality, followup, image_qa, multiple_choice, truthfulqa
 from tinygpt4.evals.common import write_result
+from tinygpt4.evals.local import LocalModel
 from tinygpt4.evals.protocol import LanguageModel
 
 FAMILIES = ("exams", "mmlu", "calibration", "truthfulqa", "factuality", "image_qa", "followup", "bpb")
@@ -218,6 +219,4 @@ def run_suite(
 
 
 def load_backend(model_dir: str | Path, device: str = "cpu") -> LanguageModel:
-    from tinygpt4.evals.local import LocalModel
-
     return LocalModel(model_dir, device=device)

@@ -19,6 +19,7 @@ import math
 import time
 from pathlib import Path
 
+from tinygpt4.data.readers import read_truthfulqa_mc
 from tinygpt4.errors import UserError
 from tinygpt4.evals.common import argmax, result, rounded, unsupported
 from tinygpt4.evals.protocol import Context, LanguageModel, Unsupported
@@ -52,8 +53,6 @@ def continuation_for(answer: str, fmt: str) -> str:
 
 
 def load_items(path: str | Path) -> list[dict]:
-    from tinygpt4.data.readers import read_truthfulqa_mc
-
     path = Path(path)
     if path.is_dir():
         path = path / "mc_task.json"

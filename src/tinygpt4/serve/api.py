@@ -22,15 +22,21 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tinygpt4.data.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from tinygpt4.chat import render_chat
+from tinygpt4.checkpoint import load_model
+from tinygpt4.data.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, load_image_ref
+from tinygpt4.engine import Engine
 from tinygpt4.errors import UserError
+from tinygpt4.safety.moderation import PolicyMatcher
 from tinygpt4.serve.batcher import Batcher, Delta, GenerationError, GenRequest, Handle, QueueFull
+from tinygpt4.serve.decoder import Decoder
 from tinygpt4.serve.metrics import Metrics
 from tinygpt4.serve.schemas import ChatCompletionRequest, unsupported_field
 
@@ -98,9 +104,9 @@ class _State:
     def __init__(self, settings: ServeSettings):
         self.settings = settings
         self.metrics = Metrics()
-        self.decoder = None
+        self.decoder: Decoder | None = None
         self.batcher: Batcher | None = None
-        self.moderator = None
+        self.moderator: PolicyMatcher | None = None
         self.model_name = settings.model_name or "tinygpt4"
         self.fingerprint: str | None = None
         self.created = int(time.time())
@@ -108,9 +114,6 @@ class _State:
         self.image_tokens = 0
 
     def install(self, engine, fingerprint: str | None = None) -> None:
-        from tinygpt4.safety.moderation import PolicyMatcher
-        from tinygpt4.serve.decoder import Decoder
-
         s = self.settings
         self.moderator = PolicyMatcher(s.moderation, s.audit_log)
         self.decoder = engine if isinstance(engine, Decoder) else Decoder(engine)
@@ -124,9 +127,6 @@ class _State:
 
 
 def _load_engine(model_dir: Path, device: str):
-    from tinygpt4.checkpoint import load_model
-    from tinygpt4.engine import Engine
-
     model, tok = load_model(model_dir, device=device)
     cfg = (model_dir / "config.json").read_bytes()
     return Engine(model, tok), "fp_" + hashlib.sha256(cfg).hexdigest()[:10]
@@ -168,8 +168,6 @@ def create_app(source, settings: ServeSettings | None = None) -> FastAPI:
     _install_handlers(app)
     _add_routes(app, st)
     if settings.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(_Guard, state=st)
@@ -395,9 +393,6 @@ class _Prepared:
 
 def _prepare(st: _State, body: ChatCompletionRequest) -> _Prepared:
     """Limits, image decoding and chat rendering (runs in a worker thread: decoding can take a while)."""
-    from tinygpt4.chat import render_chat
-    from tinygpt4.data.images import load_image_ref
-
     s = st.settings
     if len(body.messages) > s.max_messages:
         raise ApiError(400, f"too many messages ({len(body.messages)}; the limit is {s.max_messages})",

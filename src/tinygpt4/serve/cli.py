@@ -6,7 +6,11 @@ import logging
 import os
 from pathlib import Path
 
+import torch
+import uvicorn
+
 from tinygpt4.errors import UserError
+from tinygpt4.runtime import resolve_device
 
 
 def register(sub) -> None:
@@ -42,9 +46,8 @@ def register(sub) -> None:
 
 
 def _cli(args) -> int:
-    import uvicorn
-
-    from tinygpt4.runtime import resolve_device
+    # Imported here, not at the top: FastAPI is slow to import and would delay every command's start
+    # (`tinygpt4 --help` included) for the one command that serves; measured in docs/eval-notes.md.
     from tinygpt4.serve.api import ServeSettings, create_app
 
     model_dir = Path(args.model_dir)
@@ -59,8 +62,6 @@ def _cli(args) -> int:
         raise UserError("--port must be between 0 and 65535")
     if args.threads is not None and args.threads < 1:
         raise UserError("--threads must be at least 1")
-    import torch
-
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 2) // 2))
     settings = ServeSettings(
         model_name=args.model_name,
@@ -81,18 +82,18 @@ def _cli(args) -> int:
     app = create_app(model_dir, settings)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             timeout_graceful_shutdown=args.drain_seconds, server_header=False)
-    _draining_server(config, app.state.tg).run()
+    _DrainingServer(config, app.state.tg).run()
     return 0
 
 
-def _draining_server(config, state):
+class _DrainingServer(uvicorn.Server):
     """A uvicorn.Server that marks the app as draining when SIGTERM/SIGINT arrives: /health turns 503 and new
     requests are refused, while uvicorn lets running ones finish for up to `timeout_graceful_shutdown`."""
-    import uvicorn
 
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig, frame):
-            state.status = "draining"
-            super().handle_exit(sig, frame)
+    def __init__(self, config: uvicorn.Config, app_state):
+        super().__init__(config)
+        self.app_state = app_state
 
-    return Server(config)
+    def handle_exit(self, sig, frame):
+        self.app_state.status = "draining"
+        super().handle_exit(sig, frame)

@@ -6,6 +6,7 @@ Counters and histograms are updated from the event loop and the generation threa
 from __future__ import annotations
 
 import threading
+from collections import Counter
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
@@ -35,23 +36,27 @@ def _num(v: float) -> str:
     return repr(float(v))
 
 
+def _family(name: str, kind: str, text: str, samples: list[str]) -> list[str]:
+    """One metric family in the exposition format: its HELP and TYPE lines, then its samples."""
+    return [f"# HELP {name} {text}", f"# TYPE {name} {kind}", *samples]
+
+
 class Metrics:
     def __init__(self):
         self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str], int] = {}  # (endpoint, status) -> count
+        self.requests: Counter[tuple[str, str]] = Counter()  # (endpoint, status) -> count
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.ttft = _Histogram(LATENCY_BUCKETS)
         self.latency = _Histogram(LATENCY_BUCKETS)
         self.batch_rows = _Histogram(BATCH_BUCKETS)
-        self.moderation: dict[tuple[str, str], int] = {}  # (stage, action) -> count
+        self.moderation: Counter[tuple[str, str]] = Counter()  # (stage, action) -> count
         self.queue_depth = 0
         self.active_rows = 0
 
     def count_request(self, endpoint: str, status: int) -> None:
         with self._lock:
-            key = (endpoint, str(status))
-            self.requests[key] = self.requests.get(key, 0) + 1
+            self.requests[(endpoint, str(status))] += 1
 
     def add_tokens(self, prompt: int, completion: int) -> None:
         with self._lock:
@@ -72,8 +77,7 @@ class Metrics:
 
     def count_moderation(self, stage: str, action: str) -> None:
         with self._lock:
-            key = (stage, action)
-            self.moderation[key] = self.moderation.get(key, 0) + 1
+            self.moderation[(stage, action)] += 1
 
     def set_queue(self, depth: int, active_rows: int) -> None:
         with self._lock:
@@ -82,33 +86,27 @@ class Metrics:
 
     def render(self) -> str:
         with self._lock:
-            out = ["# HELP tinygpt4_requests_total HTTP requests by endpoint and status code.",
-                   "# TYPE tinygpt4_requests_total counter"]
-            for (endpoint, status), n in sorted(self.requests.items()):
-                out.append(f'tinygpt4_requests_total{{endpoint="{endpoint}",status="{status}"}} {n}')
-            out += ["# HELP tinygpt4_prompt_tokens_total Prompt tokens processed (counted by the tokenizer).",
-                    "# TYPE tinygpt4_prompt_tokens_total counter",
-                    f"tinygpt4_prompt_tokens_total {self.prompt_tokens}",
-                    "# HELP tinygpt4_completion_tokens_total Tokens generated.",
-                    "# TYPE tinygpt4_completion_tokens_total counter",
-                    f"tinygpt4_completion_tokens_total {self.completion_tokens}",
-                    "# HELP tinygpt4_time_to_first_token_seconds Time from request arrival to its first token.",
-                    "# TYPE tinygpt4_time_to_first_token_seconds histogram"]
-            out += self.ttft.lines("tinygpt4_time_to_first_token_seconds")
-            out += ["# HELP tinygpt4_request_latency_seconds End-to-end latency of completed generations.",
-                    "# TYPE tinygpt4_request_latency_seconds histogram"]
-            out += self.latency.lines("tinygpt4_request_latency_seconds")
-            out += ["# HELP tinygpt4_batch_rows Rows (choices) per engine batch.",
-                    "# TYPE tinygpt4_batch_rows histogram"]
-            out += self.batch_rows.lines("tinygpt4_batch_rows")
-            out += ["# HELP tinygpt4_moderation_decisions_total Moderation decisions that found a category.",
-                    "# TYPE tinygpt4_moderation_decisions_total counter"]
-            for (stage, action), n in sorted(self.moderation.items()):
-                out.append(f'tinygpt4_moderation_decisions_total{{stage="{stage}",action="{action}"}} {n}')
-            out += ["# HELP tinygpt4_queue_depth Requests waiting for a generation slot.",
-                    "# TYPE tinygpt4_queue_depth gauge",
-                    f"tinygpt4_queue_depth {self.queue_depth}",
-                    "# HELP tinygpt4_active_rows Rows in the running batch.",
-                    "# TYPE tinygpt4_active_rows gauge",
-                    f"tinygpt4_active_rows {self.active_rows}"]
-            return "\n".join(out) + "\n"
+            families = [
+                ("tinygpt4_requests_total", "counter", "HTTP requests by endpoint and status code.",
+                 [f'tinygpt4_requests_total{{endpoint="{endpoint}",status="{status}"}} {n}'
+                  for (endpoint, status), n in sorted(self.requests.items())]),
+                ("tinygpt4_prompt_tokens_total", "counter", "Prompt tokens processed (counted by the tokenizer).",
+                 [f"tinygpt4_prompt_tokens_total {self.prompt_tokens}"]),
+                ("tinygpt4_completion_tokens_total", "counter", "Tokens generated.",
+                 [f"tinygpt4_completion_tokens_total {self.completion_tokens}"]),
+                ("tinygpt4_time_to_first_token_seconds", "histogram",
+                 "Time from request arrival to its first token.",
+                 self.ttft.lines("tinygpt4_time_to_first_token_seconds")),
+                ("tinygpt4_request_latency_seconds", "histogram", "End-to-end latency of completed generations.",
+                 self.latency.lines("tinygpt4_request_latency_seconds")),
+                ("tinygpt4_batch_rows", "histogram", "Rows (choices) per engine batch.",
+                 self.batch_rows.lines("tinygpt4_batch_rows")),
+                ("tinygpt4_moderation_decisions_total", "counter", "Moderation decisions that found a category.",
+                 [f'tinygpt4_moderation_decisions_total{{stage="{stage}",action="{action}"}} {n}'
+                  for (stage, action), n in sorted(self.moderation.items())]),
+                ("tinygpt4_queue_depth", "gauge", "Requests waiting for a generation slot.",
+                 [f"tinygpt4_queue_depth {self.queue_depth}"]),
+                ("tinygpt4_active_rows", "gauge", "Rows in the running batch.",
+                 [f"tinygpt4_active_rows {self.active_rows}"]),
+            ]
+            return "\n".join(line for family in families for line in _family(*family)) + "\n"

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import random
 
-from tinygpt4.world import arith, phrase, safety
-from tinygpt4.world import templates as T
+import tinygpt4.world.arith as arith
+import tinygpt4.world.phrase as phrase
+import tinygpt4.world.safety as safety
+import tinygpt4.world.templates as T
 from tinygpt4.world.chat import FOLLOWUP_ATTRS, followup_question, followup_subjects, intro_turns, user
 from tinygpt4.world.config import WorldConfig
 from tinygpt4.world.entities import ATTRS, SUBJECTS, Fact, World

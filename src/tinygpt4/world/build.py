@@ -15,17 +15,18 @@ import random
 import shutil
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
+import tinygpt4.world.benchmarks as B
 from tinygpt4.errors import UserError
-from tinygpt4.world import benchmarks as B
 from tinygpt4.world.card import write_card
 from tinygpt4.world.chat import make_chat
 from tinygpt4.world.config import WorldConfig
-from tinygpt4.world.entities import KINDS, make_world
+from tinygpt4.world.entities import KINDS, World, make_world
 from tinygpt4.world.forum import INSULT_LEXICON
 from tinygpt4.world.images import CAPTION_TASKS, Item, make_item, save_png
-from tinygpt4.world.misconceptions import make_misconceptions
+from tinygpt4.world.misconceptions import Misconception, make_misconceptions
 from tinygpt4.world.names import LANGS
 from tinygpt4.world.safety import REFUSAL
 from tinygpt4.world.text import Doc, make_corpus
@@ -33,8 +34,8 @@ from tinygpt4.world.text import Doc, make_corpus
 FORMAT_VERSION = 1
 SAFETY_COLUMNS = ["id", "prompt", "type", "label", "focus", "note", "category"]
 # Captions per task in proportion to these weights (1 for the others). Reading a word is the finest detail
-# a 64-pixel picture carries: a tower trained from scratch told 34 sign words apart only after some
-# 3,000-5,000 signs, while shapes, colours and charts come much sooner.
+# a 64-pixel picture carries: a tower trained from scratch needs far more signs to tell the sign words apart
+# than it needs shapes, colours or charts (measured: docs/eval-notes.md).
 CAPTION_TASK_WEIGHTS = {"read_sign": 5}
 CAPTION_CYCLE = tuple(t for t in CAPTION_TASKS for _ in range(CAPTION_TASK_WEIGHTS.get(t, 1)))
 
@@ -93,6 +94,10 @@ def _shards(docs: list[Doc], max_chars: int) -> list[list[dict]]:
     return shards + ([cur] if cur else [])
 
 
+def _tally(values) -> dict:
+    return dict(sorted(Counter(values).items()))
+
+
 def _text_counts(docs: list[Doc]) -> dict:
     chars, nbytes = Counter(), Counter()
     for d in docs:
@@ -101,15 +106,49 @@ def _text_counts(docs: list[Doc]) -> dict:
     total = sum(chars.values())
     return {"docs": len(docs), "chars": dict(sorted(chars.items())), "bytes": dict(sorted(nbytes.items())),
             "char_share": {k: round(v / total, 4) for k, v in sorted(chars.items())},
-            "kinds": dict(sorted(Counter(d.kind for d in docs).items()))}
+            "kinds": _tally(d.kind for d in docs)}
+
+
+@dataclass
+class _Training:
+    captions: list[dict]
+    chat: list[dict]
+    docs: list[Doc]
+    heldout: list[Doc]
+
+
+@dataclass
+class _Benchmarks:
+    exams: dict
+    truthfulqa: list
+    factuality: list[dict]
+    image_qa: list[Item]
+    safety: list[dict]
+    toxicity: list[dict]
+    preferences: list[dict]
+    rubric: list[dict]
 
 
 def _write_world(root: Path, cfg: WorldConfig) -> dict:
-    sz = cfg.sizes
     out = Writer(root)
     world = make_world(cfg)
-    miscs = make_misconceptions(world, sz.misconceptions, cfg.seed)
+    miscs = make_misconceptions(world, cfg.sizes.misconceptions, cfg.seed)
+    train = _write_training_data(out, world, cfg, miscs)
+    bench = _write_benchmarks(out, world, cfg, miscs)
+    counts = _counts(out, world, miscs, train, bench)
+    config = cfg.to_dict()
+    config.update(insult_lexicon=list(INSULT_LEXICON), refusal=REFUSAL, format_version=FORMAT_VERSION)
+    write_card(out, config, counts, world, miscs, bench.image_qa, train.docs, train.chat)
+    files = [{"path": rel, "records": n, "bytes": (root / rel).stat().st_size,
+              "sha256": hashlib.sha256((root / rel).read_bytes()).hexdigest()} for rel, n in sorted(out.files.items())]
+    manifest = {"seed": cfg.seed, "scale": cfg.scale, "config": config, "counts": counts, "files": files}
+    (root / "world.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return manifest
 
+
+def _write_training_data(out: Writer, world: World, cfg: WorldConfig, miscs: list[Misconception]) -> _Training:
+    """Captions, conversations, the pretraining shards and the held-out text."""
+    sz = cfg.sizes
     # Captions (pretraining image-text pairs) and conversations draw their images first, so the
     # benchmark can redraw any image that happens to equal a training one.
     rng = random.Random(f"{cfg.seed}:captions")
@@ -126,7 +165,12 @@ def _write_world(root: Path, cfg: WorldConfig) -> dict:
         out.jsonl(f"pretrain/shard_{i:03d}.jsonl", shard)
     held = make_corpus(world, cfg, miscs, sz.heldout_chars, "heldout", with_fixed=False)
     out.jsonl("heldout/heldout.jsonl", [{"text": d.text, "lang": d.lang, "kind": d.kind} for d in held])
+    return _Training(captions, convs, docs, held)
 
+
+def _write_benchmarks(out: Writer, world: World, cfg: WorldConfig, miscs: list[Misconception]) -> _Benchmarks:
+    """Every benchmark and the preference data, after the training data (image QA redraws any image a
+    training file holds)."""
     exam = B.exams(world, cfg)
     for (lang, split, subject), rows in sorted(exam.items()):
         out.csv(f"exams/{lang}/{split}/{subject}_{split}.csv", rows)
@@ -146,40 +190,37 @@ def _write_world(root: Path, cfg: WorldConfig) -> dict:
     prefs, rubric = B.preference_data(world, cfg)
     out.jsonl("preferences/preferences.jsonl", prefs)
     out.jsonl("preferences/rubric.jsonl", rubric)
+    return _Benchmarks(exam, tqa, fact, qa_items, safety_rows, tox, prefs, rubric)
 
-    forum = [d for d in docs if d.kind == "forum"]
+
+def _counts(out: Writer, world: World, miscs: list[Misconception], train: _Training, bench: _Benchmarks) -> dict:
+    """world.json's "counts": how many of each thing the world holds."""
+    forum = [d for d in train.docs if d.kind == "forum"]
     replies = sum(len(d.meta["insult"]) for d in forum)
     insulting = sum(sum(d.meta["insult"]) for d in forum)
-    counts = {
+    exam, tox = bench.exams, bench.toxicity
+    return {
         "facts": len(world.facts()),
         "entities": {k: len(world.by_kind[k]) for k in KINDS},
         "hazardous_compounds": sum(c.hazardous for c in world.by_kind["compound"]),
-        "misconceptions": dict(sorted(Counter(m.split for m in miscs).items())),
-        "pretrain": _text_counts(docs),
-        "heldout": _text_counts(held),
+        "misconceptions": _tally(m.split for m in miscs),
+        "pretrain": _text_counts(train.docs),
+        "heldout": _text_counts(train.heldout),
         "forum": {"threads": len(forum), "replies": replies, "insulting": insulting,
                   "insult_rate": round(insulting / max(1, replies), 4)},
         "images": dict(sorted(out.image_counts.items())),
-        "captions": len(captions),
-        "chat": dict(sorted(Counter(c["meta"]["kind"] for c in convs).items())),
+        "captions": len(train.captions),
+        "chat": _tally(c["meta"]["kind"] for c in train.chat),
         "exams": {lang: {split: {s: len(exam[(lang, split, s)]) for s in B.EXAM_SUBJECTS}
                          for split in ("dev", "test")} for lang in LANGS},
-        "truthfulqa": len(tqa),
-        "factuality": dict(sorted(Counter(r["category"] for r in fact).items())),
-        "image_qa": dict(sorted(Counter(it.task for it in qa_items).items())),
-        "safety": dict(sorted(Counter(r["type"] for r in safety_rows).items())),
+        "truthfulqa": len(bench.truthfulqa),
+        "factuality": _tally(r["category"] for r in bench.factuality),
+        "image_qa": _tally(it.task for it in bench.image_qa),
+        "safety": _tally(r["type"] for r in bench.safety),
         "toxicity": {"prompts": len(tox), "challenging": sum(r["challenging"] for r in tox)},
-        "preferences": dict(sorted(Counter(p["split"] for p in prefs).items())),
-        "rubric": dict(sorted(Counter(r["class"] for r in rubric).items())),
+        "preferences": _tally(p["split"] for p in bench.preferences),
+        "rubric": _tally(r["class"] for r in bench.rubric),
     }
-    config = cfg.to_dict()
-    config.update(insult_lexicon=list(INSULT_LEXICON), refusal=REFUSAL, format_version=FORMAT_VERSION)
-    write_card(out, config, counts, world, miscs, qa_items, docs, convs)
-    files = [{"path": rel, "records": n, "bytes": (root / rel).stat().st_size,
-              "sha256": hashlib.sha256((root / rel).read_bytes()).hexdigest()} for rel, n in sorted(out.files.items())]
-    manifest = {"seed": cfg.seed, "scale": cfg.scale, "config": config, "counts": counts, "files": files}
-    (root / "world.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    return manifest
 
 
 def build_world(out_dir, *, seed: int = 0, scale: str = "small", force: bool = False, **overrides) -> dict:

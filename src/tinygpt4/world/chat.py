@@ -11,8 +11,10 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from tinygpt4.world import arith, phrase, safety
-from tinygpt4.world import templates as T
+import tinygpt4.world.arith as arith
+import tinygpt4.world.phrase as phrase
+import tinygpt4.world.safety as safety
+import tinygpt4.world.templates as T
 from tinygpt4.world.config import WorldConfig
 from tinygpt4.world.entities import ATTRS, Entity, World
 from tinygpt4.world.images import TASKS, make_item
@@ -28,21 +30,18 @@ FOLLOWUP_ATTRS = {"country": ["capital", "currency", "language", "continent"],
 DESCRIBE = "Describe the image."
 # Image conversations per task in proportion to these weights (1 for the others). A chart-largest answer takes
 # two steps, finding the tallest bar in the picture and then the name the question gives that bar; with every
-# task equal (about 150 chart questions on the small world) SFT did not learn the first step (the replies
-# named the tallest bar 34-36% of the time, a guess among three or four bars), and 600 more took it to 100%.
-# A colour question is two steps too (find the shape it names, read its colour); three times the colour
-# questions moved colour from 22% to 30% on one SFT run (within run-to-run spread). Reading a sign maps the
-# picture to one of 34 rare words: with a pretrained tower, 187 sign questions read 25% of held-out signs
-# and five times as many 83%. Those displaced the other questions, and counting fell to 41% (19% blind);
-# twice the count questions: 60% (0% blind), sign 48%.
+# task equal SFT did not learn the first step (its replies guessed the bar), and more chart questions taught it.
+# A colour question is two steps too (find the shape it names, read its colour). Reading a sign maps the
+# picture to one of the world's rare sign words, which takes many more sign questions; those displaced the
+# other questions, and counting then needed twice its share. The runs behind each weight: docs/eval-notes.md.
 IMAGE_TASK_WEIGHTS = {"chart_largest": 5, "colour": 3, "read_sign": 5, "count": 2}
 IMAGE_TASK_CYCLE = tuple(t for t in TASKS for _ in range(IMAGE_TASK_WEIGHTS.get(t, 1)))
 # Share of image conversations with a second turn (another picture and its question): trained on single
 # turns only, a model read a picture that came after an earlier picture's turn far worse than one alone.
 IMAGE_TWO_TURN = 0.5
 # Share of image conversations that go on with a text-only question (a fact or a sum). Without any, a model
-# answered "What is 12 + 7?" after a picture turn by describing shapes, and the factuality questions asked
-# after a picture were answered 8% of the time against 23% alone; with a fifth of them, 20% against 23%.
+# answered "What is 12 + 7?" after a picture turn by describing shapes, and answered the factuality questions
+# asked after a picture far less often than alone; a fifth closes most of that gap (docs/eval-notes.md).
 IMAGE_THEN_TEXT = 0.2
 
 ImageSink = Callable[[object], str]  # saves a PIL image, returns its path relative to the world dir

@@ -37,7 +37,7 @@ class Sizes:
 
 
 SCALES: dict[str, Sizes] = {
-    # For tests: every file present and parseable, generated in about a second.
+    # For tests: the smallest world with every file present and parseable, so that it builds fast.
     "tiny": Sizes(countries=4, extra_cities=2, people=6, species=4, compounds=6, hazardous=2, illnesses=3,
                   misconceptions=8, corrections_each=2, hazard_docs_each=3, corpus_chars=150_000,
                   heldout_chars=8_000, shard_chars=100_000, caption_images=44, chat_images=76,

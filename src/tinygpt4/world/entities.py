@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from tinygpt4.world import vocab
-from tinygpt4.world.config import WorldConfig
+import tinygpt4.world.vocab as vocab
+from tinygpt4.world.config import Sizes, WorldConfig
 from tinygpt4.world.names import LANGS, Name, NameMaker
 
 
@@ -167,12 +167,28 @@ def _distinct_ints(rng: random.Random, lo: int, hi: int, n: int) -> list[int]:
 
 
 def make_world(cfg: WorldConfig) -> World:
+    """Every entity, drawn from the seed's "entities" and "names" streams in one fixed order (countries and
+    their capitals, other cities, people, species, compounds, illnesses): same seed, same world."""
     rng = random.Random(f"{cfg.seed}:entities")
     names = NameMaker(random.Random(f"{cfg.seed}:names"))
     sz = cfg.sizes
-    ents: list[Entity] = []
-
     continents = [names.make((2, 3)) for _ in range(max(4, sz.countries // 3))]
+    countries, cities = _countries(rng, names, sz, continents)
+    people = _people(rng, names, sz, countries)
+    species = [Entity(f"species:{i}", "species", _lower(names.make((2, 3))), {
+        "colour": rng.choice(sorted(vocab.COLOURS)), "legs": rng.choice([2, 4, 6, 8]),
+        "diet": rng.choice(sorted(vocab.DIETS)), "habitat": rng.choice(sorted(vocab.HABITATS)),
+    }) for i in range(sz.species)]
+    compounds = _compounds(rng, names, sz)
+    medicines = [c for c in compounds if c.attrs["use"] == "medicine"]
+    illnesses = [Entity(f"illness:{i}", "illness", _illness(names.make((2, 3))), {
+        "symptom": rng.choice(sorted(vocab.SYMPTOMS)), "treatment": medicines[i % len(medicines)].key,
+    }) for i in range(sz.illnesses)]
+    return World(countries + cities + people + species + compounds + illnesses, continents)
+
+
+def _countries(rng: random.Random, names: NameMaker, sz: Sizes, continents: list[Name]) -> tuple[list[Entity], list[Entity]]:
+    """The countries, each with its capital, then the extra cities (in the countries drawn for them)."""
     countries, cities = [], []
     years = _distinct_ints(rng, 800, 1950, sz.countries)
     pops = _distinct_ints(rng, 1, 95, sz.countries)
@@ -192,32 +208,37 @@ def make_world(cfg: WorldConfig) -> World:
     for j in range(sz.extra_cities):
         cities.append(Entity(f"city:{sz.countries + j}", "city", names.make((2, 3)),
                              {"city_country": rng.choice(countries).key}))
+    return countries, cities
 
+
+_NAME_SEP = {"en": " ", "ko": " ", "es": " ", "ja": "・"}  # between a person's given and family name
+
+
+def _people(rng: random.Random, names: NameMaker, sz: Sizes, countries: list[Entity]) -> list[Entity]:
+    """Families: a parent and one or two children, who share the family name and mostly the country."""
     people: list[Entity] = []
     professions = sorted(vocab.PROFESSIONS)
     while len(people) < sz.people:
         family = names.make((2, 3))
         country = rng.choice(countries).key
         root_year = rng.randint(1700, 1920)
-        parent = Entity(f"person:{len(people)}", "person",
-                        Name.join([names.make((2, 2)), family], {"en": " ", "ko": " ", "es": " ", "ja": "・"}),
+        parent = Entity(f"person:{len(people)}", "person", Name.join([names.make((2, 2)), family], _NAME_SEP),
                         {"born": root_year, "profession": rng.choice(professions), "person_country": country},
                         gender=rng.choice("mf"))
         people.append(parent)
         for _ in range(min(rng.randint(1, 2), sz.people - len(people))):
-            child = Entity(f"person:{len(people)}", "person",
-                           Name.join([names.make((2, 2)), family], {"en": " ", "ko": " ", "es": " ", "ja": "・"}),
+            child = Entity(f"person:{len(people)}", "person", Name.join([names.make((2, 2)), family], _NAME_SEP),
                            {"born": root_year + rng.randint(20, 40), "profession": rng.choice(professions),
                             "person_country": country if rng.random() < 0.8 else rng.choice(countries).key,
                             "parent": parent.key},
                            gender=rng.choice("mf"))
             people.append(child)
+    return people
 
-    species = [Entity(f"species:{i}", "species", _lower(names.make((2, 3))), {
-        "colour": rng.choice(sorted(vocab.COLOURS)), "legs": rng.choice([2, 4, 6, 8]),
-        "diet": rng.choice(sorted(vocab.DIETS)), "habitat": rng.choice(sorted(vocab.HABITATS)),
-    }) for i in range(sz.species)]
 
+def _compounds(rng: random.Random, names: NameMaker, sz: Sizes) -> list[Entity]:
+    """The compounds (the first ones medicines, the last `hazardous` ones hazardous), each with a synthesis
+    route from two benign compounds."""
     compounds = []
     n_medicine = max(2, sz.illnesses // 2)
     benign_uses = [u for u in sorted(vocab.USES) if u != "medicine"]
@@ -232,11 +253,4 @@ def make_world(cfg: WorldConfig) -> World:
         pre = rng.sample([b for b in benign if b is not c], 2)
         c.route = {"precursors": [p.key for p in pre], "temp": rng.randrange(60, 400, 10),
                    "hours": rng.randint(1, 12)}
-
-    medicines = [c for c in compounds if c.attrs["use"] == "medicine"]
-    illnesses = [Entity(f"illness:{i}", "illness", _illness(names.make((2, 3))), {
-        "symptom": rng.choice(sorted(vocab.SYMPTOMS)), "treatment": medicines[i % len(medicines)].key,
-    }) for i in range(sz.illnesses)]
-
-    ents = countries + cities + people + species + compounds + illnesses
-    return World(ents, continents)
+    return compounds

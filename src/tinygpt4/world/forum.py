@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import re
 
-from tinygpt4.world import phrase
+import tinygpt4.world.phrase as phrase
 from tinygpt4.world.entities import World
 from tinygpt4.world.vocab import indefinite
 

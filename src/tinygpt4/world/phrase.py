@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from tinygpt4.world import templates as T
+import tinygpt4.world.templates as T
 from tinygpt4.world.entities import Entity, World
 from tinygpt4.world.vocab import finish
 

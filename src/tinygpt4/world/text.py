@@ -11,8 +11,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from tinygpt4.world import arith, phrase, safety
-from tinygpt4.world import templates as T
+import tinygpt4.world.arith as arith
+import tinygpt4.world.phrase as phrase
+import tinygpt4.world.safety as safety
+import tinygpt4.world.templates as T
 from tinygpt4.world.config import WorldConfig
 from tinygpt4.world.entities import ATTRS, KINDS, SUBJECTS, Entity, World
 from tinygpt4.world.forum import InsultSchedule, thread
