@@ -101,6 +101,14 @@ class Doc:
     blocks: list[Block] = field(default_factory=list)
     n_images: int = 0
 
+    def open_section(self, task: str, title: str) -> list[str]:
+        """The stages with results for `task`, in pipeline order; when there are any, the section's heading
+        is written (a section without results is left out of the report)."""
+        stages = self.run.stages_with(task)
+        if stages:
+            self.h(2, title)
+        return stages
+
     def h(self, level: int, text: str) -> None:
         anchor = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
         self.blocks.append(Heading(level, text, anchor))

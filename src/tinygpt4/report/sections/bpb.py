@@ -9,10 +9,9 @@ from tinygpt4.report.runfiles import stage_label
 
 @section("bpb", order=80)
 def bpb(doc: Doc) -> None:
-    stages = doc.run.stages_with("bpb")
+    stages = doc.open_section("bpb", "Held-out bits per byte")
     if not stages:
         return
-    doc.h(2, "Held-out bits per byte")
     summaries = {s: doc.run.task(s, "bpb")["summary"] for s in stages}
     langs = sorted({g for s in stages for g in summaries[s].get("by_lang", {})})
     rows = [[stage_label(s), num(summaries[s].get("bpb"))]

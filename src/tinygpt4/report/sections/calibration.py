@@ -29,10 +29,9 @@ def _rows_and_panels(doc: Doc, stages: list[str], forms: list[str]) -> tuple[lis
 @section("calibration", order=70)
 def calibration(doc: Doc) -> None:
     run = doc.run
-    stages = run.stages_with("calibration")
+    stages = doc.open_section("calibration", "Calibration")
     if not stages:
         return
-    doc.h(2, "Calibration")
     first = run.task(stages[0], "calibration")
     doc.p("Calibration of the exam answers ({}, {}-shot): the probability of each option is the softmax of "
           "the options' log-likelihoods, the confidence is the probability of the chosen option. ECE is the "

@@ -51,10 +51,9 @@ def _by_language(doc: Doc, stages: list[str], summaries: dict[str, dict]) -> Non
 
 @section("factuality", order=60)
 def factuality(doc: Doc) -> None:
-    stages = doc.run.stages_with("factuality")
+    stages = doc.open_section("factuality", "Factuality by category")
     if not stages:
         return
-    doc.h(2, "Factuality by category")
     doc.p("Open questions about the world's facts, answered in the model's own words. 'contains': the "
           "normalised reference appears in the first line of the answer (as words; as a substring in "
           "Japanese and Korean); 'exact': the first line is exactly the reference. Base models are "

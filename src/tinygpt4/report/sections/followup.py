@@ -10,10 +10,9 @@ from tinygpt4.report.runfiles import stage_label
 
 @section("followup", order=90)
 def followup(doc: Doc) -> None:
-    stages = doc.run.stages_with("followup")
+    stages = doc.open_section("followup", "Follow-up questions")
     if not stages:
         return
-    doc.h(2, "Follow-up questions")
     doc.p("Questions that only make sense with the earlier turns ('Where is it?'), asked with those turns, "
           "alone, and rewritten to name the entity (the ceiling). Accuracy: the reference appears in the "
           "first line of the reply.")

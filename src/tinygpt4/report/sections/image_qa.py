@@ -34,10 +34,9 @@ def _bars(doc: Doc, stage: str, tasks: list[str], by: dict) -> None:
 
 @section("image_qa", order=100)
 def image_qa(doc: Doc) -> None:
-    stages = doc.run.stages_with("image_qa")
+    stages = doc.open_section("image_qa", "Image understanding")
     if not stages:
         return
-    doc.h(2, "Image understanding")
     doc.p("Questions about images by task type, scored by normalised exact match of the final answer (what "
           "follows the reply's last \"answer is\", else its first line), beside a blind baseline that asks "
           "the same questions with each image replaced by a blank grey one (what the text alone gives away), "

@@ -32,10 +32,9 @@ def _bars(doc: Doc, stages: list[str]) -> None:
 @section("truthfulqa", order=50)
 def truthfulqa(doc: Doc) -> None:
     run = doc.run
-    stages = run.stages_with("truthfulqa")
+    stages = doc.open_section("truthfulqa", "TruthfulQA")
     if not stages:
         return
-    doc.h(2, "TruthfulQA")
     doc.p("TruthfulQA-style multiple choice on the world's misconceptions, which its corpus repeats more "
           "often than their corrections. MC1: the single true answer is the most likely one. MC2: the "
           "normalised probability mass on the true answers. 0-shot prompts are 'Q: ...\\nA:'; 5-shot adds "
