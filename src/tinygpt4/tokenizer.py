@@ -16,6 +16,7 @@ from pathlib import Path
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
+from tinygpt4.data.readers import iter_pretrain_texts
 from tinygpt4.errors import UserError
 from tinygpt4.runtime import atomic_write_text
 
@@ -136,8 +137,6 @@ def train_tokenizer_from_iterator(texts: Iterable[str], vocab_size: int) -> Toke
 
 def train_tokenizer(files: list[str | os.PathLike], vocab_size: int, max_chars: int | None = None) -> Tokenizer:
     """Train on text/JSONL/Parquet files (read by the shared pretraining readers)."""
-    from tinygpt4.data.readers import iter_pretrain_texts
-
     def texts() -> Iterator[str]:
         seen = 0
         for t in iter_pretrain_texts([str(f) for f in files]):
