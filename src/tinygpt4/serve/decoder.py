@@ -23,15 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from tinygpt4.decoding import (
-    decode_step,
-    log_probs,
-    mask_specials,
-    prefill,
-    sample_next,
-    seeded_generator,
-    token_logprob,
-)
+from tinygpt4 import decoding
 from tinygpt4.model.gpt import KVCache
 
 HEADROOM = 64  # spare columns when the cache is rebuilt, so it is not rebuilt at every step
@@ -84,7 +76,7 @@ class Decoder:
         return [s for s in self.slots if s is not None]
 
     def make_generator(self, seed: int) -> torch.Generator:
-        return seeded_generator(self.device, seed)
+        return decoding.seeded_generator(self.device, seed)
 
     # -- joining ---------------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -96,7 +88,7 @@ class Decoder:
             if not s.prompt or len(s.prompt) + s.max_new > self.max_len:
                 raise ValueError("prompt + max_new does not fit the context")
         flat_images = [im for s in specs for im in s.images] or None
-        pre = prefill(self.model, [s.prompt for s in specs], flat_images, pad_id=self.tok.pad_id, room=0,
+        pre = decoding.prefill(self.model, [s.prompt for s in specs], flat_images, pad_id=self.tok.pad_id, room=0,
                       device=self.device, dtype=self.dtype)
         tokens, chosen = self._sample(pre.logits, specs)
         self._place(pre.cache, specs, chosen, pre.next_pos)
@@ -171,7 +163,7 @@ class Decoder:
             return []
         self._reserve()
         alive = torch.tensor([s is not None for s in self.slots], device=self.device)
-        logits = decode_step(self.model, self.cache, self.last, self.next_pos, alive, self.dtype)
+        logits = decoding.decode_step(self.model, self.cache, self.last, self.next_pos, alive, self.dtype)
         live = [i for i, s in enumerate(self.slots) if s is not None]
         specs = [self.slots[i] for i in live]
         if len(live) < len(self.slots):
@@ -185,7 +177,7 @@ class Decoder:
 
     def _sample(self, logits: torch.Tensor, specs: list[RowSpec]):
         """Per-row sampling: rows with the same settings (and generator) are sampled together."""
-        logits = mask_specials(logits)
+        logits = decoding.mask_specials(logits)
         chosen = torch.empty(len(specs), dtype=torch.long, device=logits.device)
         groups: dict[tuple, list[int]] = {}
         for i, s in enumerate(specs):
@@ -194,16 +186,16 @@ class Decoder:
         for idx in groups.values():
             s = specs[idx[0]]
             if len(idx) == len(specs):
-                chosen = sample_next(logits, s.temperature, None, s.top_p, s.generator)
+                chosen = decoding.sample_next(logits, s.temperature, None, s.top_p, s.generator)
             else:
                 sel = torch.tensor(idx, device=logits.device)
-                chosen[sel] = sample_next(logits[sel], s.temperature, None, s.top_p, s.generator)
+                chosen[sel] = decoding.sample_next(logits[sel], s.temperature, None, s.top_p, s.generator)
         want = [i for i, s in enumerate(specs) if s.logprobs]
         lps: dict[int, tuple[float, dict | None]] = {}
         if want:
-            lp = log_probs(logits[torch.tensor(want, device=logits.device)])
+            lp = decoding.log_probs(logits[torch.tensor(want, device=logits.device)])
             for j, i in enumerate(want):
-                lps[i] = token_logprob(lp[j], int(chosen[i]), specs[i].top_logprobs)
+                lps[i] = decoding.token_logprob(lp[j], int(chosen[i]), specs[i].top_logprobs)
         ids = chosen.tolist()
         tokens = [Token(s.key, ids[i], *lps.get(i, (None, None))) for i, s in enumerate(specs)]
         return tokens, chosen
