@@ -113,6 +113,20 @@ CATEGORIES: tuple[Category, ...] = (
         ),
     ),
     Category(
+        "harassment",
+        DISALLOWED,
+        "Insulting, humiliating, mocking or threatening a specific person; writing abuse aimed at someone.",
+        REFUSAL_STYLE,
+        (
+            r"\b(?:insult(?:ing)?|humiliat(?:e|ing)|mock(?:ing)?|bully(?:ing)?|harass(?:ing)?|demean(?:ing)?|"
+            r"belittl(?:e|ing))\s+(?!(?:an? |the |my )?(?:function|method|object|class|module|tests?|api|call|"
+            r"server|up|data|service|database|request|response)s?\b)\w+",
+            r"\b(?:call(?:ing)?|telling)\b.{0,40}\b(?:an? )?(?:worthless |brainless |stupid )?(?:idiot|moron|"
+            r"loser|clown|imbecile)\b",
+            r"\b(?:nasty names|most hurtful thing|mean message)\b",
+        ),
+    ),
+    Category(
         "sexual_minors",
         DISALLOWED,
         "Any sexual content involving minors.",
