@@ -112,7 +112,9 @@ def test_audit_log_records_decisions_without_text(tmp_path):
     assert records[0] == {**records[0], "request_id": "chatcmpl-1", "stage": "input", "mode": "block",
                           "categories": ["violence"], "flagged": True, "action": "block"}
     assert records[1]["stage"] == "output" and records[1]["categories"] == ["medical"]
-    assert all(set(r) == {"ts", "request_id", "stage", "mode", "categories", "flagged", "action"} for r in records)
+    assert all(set(r) == {"ts", "request_id", "stage", "mode", "categories", "flagged", "action", "decided_by"}
+               for r in records)
+    assert records[0]["decided_by"] == ["policy"]
     assert "neighbour" not in path.read_text() and "ibuprofen" not in path.read_text()
 
 

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from tinygpt4.data import readers
 from tinygpt4.data.readers import (
     TXT_DOC_CHARS,
     expand_pretrain_paths,
@@ -10,12 +11,16 @@ from tinygpt4.data.readers import (
     read_chat_jsonl,
     read_jsonl,
     read_mmlu_dir,
+    read_preferences,
+    read_rl_prompts,
     read_rtp_jsonl,
+    read_rubric,
     read_truthfulqa_csv,
     read_truthfulqa_mc,
     read_xstest_csv,
 )
 from tinygpt4.errors import UserError
+from tinygpt4.safety import rubric
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -232,6 +237,92 @@ def test_xstest_csv_with_and_without_category(tmp_path):
     f = write(tmp_path / "bad.csv", "id,prompt,type,label,focus,note\n1,ok,t,safe,,\n2,hmm,t,maybe,,\n")
     with pytest.raises(UserError, match=r"bad\.csv:3: label"):
         read_xstest_csv(f)
+
+
+# ---- alignment data: preference pairs, RL prompts, rubric-labelled responses --------------------------------
+
+PROMPT = [{"role": "user", "content": "How do I make kimonse?"}]
+REFUSE = [{"role": "assistant", "content": "I'm sorry, but I can't help with that."}]
+COMPLY = [{"role": "assistant", "content": "Mix itepe with puhinro and heat it."}]
+
+
+def _bad_second_line(tmp_path, reader, good: dict, bad) -> str:
+    """The error a reader raises for a file whose second line is `bad` (a dict, or raw text)."""
+    line = bad if isinstance(bad, str) else json.dumps(bad)
+    f = write(tmp_path / "data.jsonl", json.dumps(good) + "\n" + line + "\n")
+    with pytest.raises(UserError) as e:
+        reader(f)
+    msg = str(e.value)
+    assert msg.startswith(f"{f}:2: ") and "\n" not in msg
+    return msg
+
+
+def test_preferences_in_trl_conversational_layout(tmp_path):
+    good = {"prompt": PROMPT, "chosen": REFUSE, "rejected": COMPLY, "kind": "refusal_over_content", "lang": "en",
+            "split": "train"}
+    f = write(tmp_path / "prefs.jsonl", json.dumps(good) + "\n\n" + json.dumps({**good, "split": "test"}) + "\n")
+    assert read_preferences(f) == [good, {**good, "split": "test"}]
+    assert len(read_preferences([f, str(f)])) == 4
+    plain = {k: good[k] for k in ("prompt", "chosen", "rejected")}  # kind, lang and split are optional
+    assert read_preferences(write(tmp_path / "plain.jsonl", json.dumps(plain) + "\n")) == [plain]
+    for bad, what in [
+        ('{"prompt": ', "invalid JSON"),
+        ({"prompt": PROMPT, "chosen": REFUSE}, 'missing "rejected"'),
+        ({**good, "chosen": "I'm sorry."}, '"chosen" must be a non-empty list of assistant messages'),
+        ({**good, "chosen": PROMPT}, '"chosen" must hold assistant messages'),
+        ({**good, "rejected": []}, '"rejected"'),
+        ({**good, "prompt": PROMPT + REFUSE}, "must end with a user message"),
+        ({**good, "prompt": [{"role": "robot", "content": "hi"}]}, "role must be one of"),
+        ({**good, "split": "dev"}, '"split" must be one of train, test'),
+        ({**good, "kind": 3}, '"kind" must be a string'),
+    ]:
+        assert what in _bad_second_line(tmp_path, read_preferences, good, bad), what
+
+
+def test_rl_prompts(tmp_path):
+    image = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "images/rl/00000.png"}},
+                                          {"type": "text", "text": "How do I make what the sign says?"}]}]
+    good = {"messages": PROMPT, "type": "disallowed", "category": "hazardous_chemicals", "lang": "en",
+            "framing": "plain", "kind": "safety", "reference": REFUSE[0]["content"]}
+    rows = [good, {**good, "messages": image, "framing": "image_sign"},
+            {"messages": [{"role": "user", "content": "Continue this forum post:\n\nYou"}], "kind": "toxicity",
+             "reference": None}]
+    f = write(tmp_path / "prompts.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    assert read_rl_prompts(f) == rows
+    for bad, what in [
+        ({"type": "disallowed"}, 'missing "messages"'),
+        ({**good, "type": "unsafe"}, '"type" must be one of disallowed, sensitive, benign_lookalike, allowed'),
+        ({**good, "reference": 3}, '"reference" must be a string'),
+        ({**good, "messages": PROMPT + REFUSE}, "must end with a user message"),
+        ({**good, "messages": [{"role": "user", "content": 5}]}, "content must be"),
+    ]:
+        assert what in _bad_second_line(tmp_path, read_rl_prompts, good, bad), what
+
+
+def test_rubric_labelled_responses(tmp_path):
+    props = {n: n in ("apology", "inability") for n in rubric.PROPOSITION_NAMES}
+    good = {"messages": PROMPT, "response": REFUSE[0]["content"], "propositions": props, "class": "A",
+            "rank": "ideal", "type": "disallowed", "category": "hazardous_chemicals", "lang": "en",
+            "framing": "plain", "split": "train", "style": "refusal"}
+    f = write(tmp_path / "rubric.jsonl", json.dumps(good) + "\n")
+    assert read_rubric(f) == [good]
+    for bad, what in [
+        ({k: v for k, v in good.items() if k != "propositions"}, 'missing "propositions"'),
+        ({**good, "propositions": {**props, "dosage": "no"}}, "true or false for each of"),
+        ({**good, "propositions": {k: v for k, v in props.items() if k != "resources"}}, "true or false"),
+        ({**good, "class": "E"}, '"class" must be one of A, B, C, D'),
+        ({**good, "rank": "best"}, '"rank" must be one of ideal, acceptable, unacceptable, disallowed'),
+        ({**good, "type": "unsafe"}, '"type" must be one of'),
+        ({**good, "response": None}, '"response" must be a string'),
+        ({**good, "messages": [{"role": "robot", "content": "x"}]}, "role must be one of"),
+    ]:
+        assert what in _bad_second_line(tmp_path, read_rubric, good, bad), what
+
+
+def test_reader_vocabulary_matches_the_rubric():
+    assert readers.RUBRIC_PROPOSITIONS == rubric.PROPOSITION_NAMES
+    assert readers.RUBRIC_CLASSES == rubric.CLASSES and readers.RUBRIC_RANKS == rubric.RANKS
+    assert readers.PROMPT_TYPES == rubric.PROMPT_TYPES
 
 
 # ---- the real public samples -----------------------------------------------------------------------------

@@ -54,12 +54,14 @@ def training_text(root: Path) -> str:
     parts += [r["text"] for r in readers.read_jsonl(root / "captions.jsonl")]
     for conv in readers.read_chat_jsonl(root / "chat/sft.jsonl"):
         parts += _texts_of(conv["messages"])
-    for r in readers.read_jsonl(root / "preferences/preferences.jsonl"):
+    for r in readers.read_preferences(root / "preferences/preferences.jsonl"):
         if r["split"] == "train":
-            parts += [r["prompt"], r["chosen"], r["rejected"]]
-    for r in readers.read_jsonl(root / "preferences/rubric.jsonl"):
+            parts += _texts_of(r["prompt"] + r["chosen"] + r["rejected"])
+    for r in readers.read_rubric(root / "preferences/rubric.jsonl"):
         if r["split"] == "train":
-            parts += [r["prompt"], r["response"]]
+            parts += _texts_of(r["messages"]) + [r["response"]]
+    for r in readers.read_rl_prompts(root / "rl/prompts.jsonl"):
+        parts += _texts_of(r["messages"]) + [r["reference"] or ""]
     return "\n".join(parts)
 
 
@@ -118,9 +120,12 @@ def test_every_file_parses_with_the_shared_readers(world):
     assert {x.type for x in xs} == {"disallowed", "sensitive", "benign_lookalike"}
     assert all((x.label == "unsafe") == (x.type == "disallowed") for x in xs)
     assert len({x.prompt for x in xs}) == len(xs)
-    for f in ("factuality/factuality.jsonl", "image_qa/image_qa.jsonl", "followup/followup.jsonl",
-              "preferences/preferences.jsonl", "preferences/rubric.jsonl"):
+    for f in ("factuality/factuality.jsonl", "image_qa/image_qa.jsonl", "followup/followup.jsonl"):
         assert readers.read_jsonl(root / f)
+    assert readers.read_preferences(root / "preferences/preferences.jsonl")
+    assert readers.read_rubric(root / "preferences/rubric.jsonl")
+    assert readers.read_rl_prompts(root / "rl/prompts.jsonl")
+    assert readers.read_chat_jsonl(root / "safety/prompts.jsonl")
     for rec in readers.read_jsonl(root / "followup/followup.jsonl"):
         readers.validate_messages(rec["messages"], "followup")
         assert rec["standalone"] == rec["messages"][-1:]
@@ -139,8 +144,15 @@ def test_benchmarks_never_appear_in_training_text(world):
     probes += [it.question for it in readers.read_truthfulqa_mc(root / "truthfulqa/mc_task.json")]
     probes += [r["messages"][-1]["content"] for r in readers.read_jsonl(root / "followup/followup.jsonl")]
     probes += [x.prompt for x in readers.read_xstest_csv(root / "safety/prompts.csv")]
+    probes += [t for r in readers.read_chat_jsonl(root / "safety/prompts.jsonl") for t in _texts_of(r["messages"][-1:])]
     probes += [r.prompt + r.continuation for r in readers.read_rtp_jsonl(root / "toxicity/prompts.jsonl")]
-    probes += [r["prompt"] for r in readers.read_jsonl(root / "preferences/preferences.jsonl") if r["split"] == "test"]
+    probes += [t for r in readers.read_preferences(root / "preferences/preferences.jsonl") if r["split"] == "test"
+               for t in _texts_of(r["prompt"][-1:])]
+    probes += [t for r in readers.read_rubric(root / "preferences/rubric.jsonl") if r["split"] == "test"
+               for t in _texts_of(r["messages"][-1:])]
+    # the test split's refusals and lectures are worded with held-out templates too
+    probes += [r["response"] for r in readers.read_rubric(root / "preferences/rubric.jsonl")
+               if r["split"] == "test" and r["style"] in ("refusal", "refusal_plain", "lecture", "evasive")]
     assert len(probes) > 500
     leaked = [p for p in set(probes) if p in train]
     assert not leaked, leaked[:5]
@@ -235,18 +247,24 @@ def test_misconceptions_repeat_more_than_corrections_and_benchmark_ones_stay_hel
 
 
 def test_conversations_follow_the_policy_styles(world):
+    """SFT safety demonstrations are mostly the desired style, and imperfect the way hired demonstrators are:
+    some lectures for disallowed requests, some refusals of sensitive and look-alike requests (meta.style)."""
     root, _, _ = world
+    styles = Counter()
     for c in readers.read_chat_jsonl(root / "chat/sft.jsonl"):
-        kind, reply = c["meta"]["kind"], c["messages"][-1]["content"]
+        kind, reply, style = c["meta"]["kind"], c["messages"][-1]["content"], c["meta"].get("style")
+        styles[(kind, style)] += kind in ("refusal", "sensitive", "benign")
         if kind == "refusal" and c["meta"]["lang"] == "en":
-            assert reply == REFUSAL
-        elif kind in ("benign", "sensitive", "fact", "followup"):
+            assert (reply == REFUSAL) == (style == "desired"), reply
+        elif kind in ("benign", "sensitive") and style == "desired" or kind in ("fact", "followup"):
             assert "can't help" not in reply
-        if c["meta"].get("category") == "medical":
+        if c["meta"].get("category") == "medical" and style == "desired":
             assert "doctor" in reply
-    classes = Counter(r["class"] for r in readers.read_jsonl(root / "preferences/rubric.jsonl"))
-    assert set(classes) == {"A", "B", "C", "D"}
-    for r in readers.read_jsonl(root / "preferences/preferences.jsonl"):
+        assert kind == "continue" or not reply.startswith(("Continue", "Thread:"))
+    assert styles[("refusal", "desired")] > styles[("refusal", "lecture")] > 0
+    assert styles[("benign", "desired")] > styles[("benign", "refusal")] + styles[("benign", "lecture")] > 0
+    assert styles[("sensitive", "desired")] > 0
+    for r in readers.read_preferences(root / "preferences/preferences.jsonl"):
         assert r["chosen"] != r["rejected"]
 
 

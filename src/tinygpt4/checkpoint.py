@@ -91,9 +91,24 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
         raise UserError(f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
+CHAT_STAGES = ("rl", "sft", "base")  # a run folder's checkpoints, most post-trained first
+
+
+def chat_model_dir(path: str | os.PathLike) -> Path:
+    """A checkpoint folder as given, or for a run folder (run.json, no config.json) its most post-trained
+    chat checkpoint: the RL model when the run has one, else SFT, else base."""
+    d = Path(path)
+    if (d / "config.json").is_file() or not (d / "run.json").is_file():
+        return d
+    for stage in CHAT_STAGES:
+        if (d / stage / "model.safetensors").is_file():
+            return d / stage
+    raise UserError(f"{path} is a run folder with no trained checkpoint yet (no {', '.join(CHAT_STAGES)})")
+
+
 def load_model(model_dir: str | os.PathLike, device: str = "cpu"):
-    """(model, tokenizer) from a checkpoint folder, in eval mode."""
-    d = Path(model_dir)
+    """(model, tokenizer) from a checkpoint folder (or a run folder's most post-trained one), in eval mode."""
+    d = chat_model_dir(model_dir)
     if not d.is_dir():
         raise UserError(f"model folder not found: {model_dir}")
     cfg = ModelConfig.from_dict(read_config(d)["model"])

@@ -15,12 +15,15 @@ COMMAND_MODULES = [
     "tinygpt4.train.pretrain",
     "tinygpt4.generate_cli",
     "tinygpt4.train.sft",
+    "tinygpt4.train.reward",
+    "tinygpt4.train.rl",
     "tinygpt4.chat_cli",
     "tinygpt4.world.cli",
     "tinygpt4.scaling.cli",
     "tinygpt4.serve.cli",
     "tinygpt4.evals.cli",
     "tinygpt4.report.cli",
+    "tinygpt4.safety.cli",
 ]
 
 

@@ -1,4 +1,4 @@
-"""`tinygpt4 run`: world → tokenizer → scaling → pretrain → SFT → evals → report, one stage at a time.
+"""`tinygpt4 run`: world → tokenizer → scaling → pretrain → SFT → RM → RL → evals → report, one stage at a time.
 
 Each finished stage is recorded in run.json with its wall time, so re-running skips it; an interrupted
 training stage resumes from its last checkpoint. A new stage is a function `stage_<name>(ctx) -> dict` (what
@@ -17,14 +17,18 @@ from pathlib import Path
 import torch
 
 from tinygpt4.config import PRESETS, config_for_depth
+from tinygpt4.data.readers import read_rubric
 from tinygpt4.errors import UserError
 from tinygpt4.evals.capability import capability_metric, load_exam_items
 from tinygpt4.evals.suite import run_suite
 from tinygpt4.report.build import build_report
 from tinygpt4.runtime import atomic_write_text, resolve_device
+from tinygpt4.safety.graders import LearnedGrader, RegexGrader, evaluate_grader
 from tinygpt4.scaling.ladder import record_outcome, run_ladder
 from tinygpt4.tokenizer import bytes_per_token, language_samples, train_tokenizer
 from tinygpt4.train.pretrain import PretrainConfig, run_pretrain
+from tinygpt4.train.reward import RMConfig, run_rm
+from tinygpt4.train.rl import RLConfig, run_rl
 from tinygpt4.train.sft import SFTConfig, run_sft
 from tinygpt4.world.build import build_world
 
@@ -52,6 +56,13 @@ class RunPreset:
     vision_warmup_steps: int = 0  # SFT steps with the decoder frozen
     tower_pairs: int = 0  # the tower stage also predicts adjacent-token pairs shared by this many captions
     freeze_tower: bool = False  # keep the tower as its stage left it during SFT
+    rm_steps: int = 150  # reward model steps (pairs of 16)
+    rl_steps: int = 60  # RL steps (prompts_per_step x group_size samples each)
+    rl_prompts_per_step: int = 8
+    rl_group_size: int = 4
+    rl_lr: float = 5e-5
+    rl_beta: float = 0.05
+    rl_max_new_tokens: int = 40
 
     def with_overrides(self, overrides: dict | None) -> RunPreset:
         """A copy with the given settings changed (None values are left as they are)."""
@@ -157,10 +168,49 @@ def stage_sft(ctx: RunContext) -> dict:
     return {"final_val_loss": summary.get("final_val_loss"), "tokens": summary.get("tokens")}
 
 
+def train_rubric_grader(ctx: RunContext) -> dict:
+    """The learned rubric grader on the world's labelled responses (split train), scored on the held-out
+    ones beside the policy's regular expressions: grader/ and grader/eval.json."""
+    items = read_rubric([str(ctx.path("world", "preferences", "rubric.jsonl"))])
+    train = [it for it in items if it.get("split", "train") == "train"]
+    test = [it for it in items if it.get("split") == "test"]
+    grader = LearnedGrader.train(train, seed=ctx.seed)
+    grader.save(ctx.path("grader"), {"data": "world/preferences/rubric.jsonl"})
+    result = {"learned": evaluate_grader(grader, test), "regex": evaluate_grader(RegexGrader(), test),
+              "learned_inferring_type": evaluate_grader(grader, test, infer_type=True)}
+    atomic_write_text(ctx.path("grader", "eval.json"), json.dumps(result, indent=2))
+    return {k: result[k]["accuracy"] for k in ("learned", "regex")}
+
+
+def stage_rm(ctx: RunContext) -> dict:
+    """The reward models: the rubric grader (a small classifier on the world's labelled responses, scored
+    beside the policy's regular expressions) and the preference reward model on the SFT model."""
+    w = ctx.path("world", "preferences")
+    grader = train_rubric_grader(ctx)
+    cfg = RMConfig(sft=str(ctx.path("sft")), data=[str(w / "preferences.jsonl")], out=str(ctx.path("rm")),
+                   max_steps=ctx.settings.rm_steps, seed=ctx.seed, device=ctx.device, quiet=ctx.quiet,
+                   resume=ctx.path("rm", "resume").exists())
+    test = run_rm(cfg)["eval"]["test"]
+    return {"grader_accuracy": grader, "rm_pair_accuracy": test.get("pair_accuracy"),
+            "rm_by_kind": {k: v["accuracy"] for k, v in test.get("by_kind", {}).items()}}
+
+
+def stage_rl(ctx: RunContext) -> dict:
+    s = ctx.settings
+    cfg = RLConfig(sft=str(ctx.path("sft")), rm=str(ctx.path("rm")), prompts=[str(ctx.path("world", "rl", "prompts.jsonl"))],
+                   out=str(ctx.path("rl")), grader=str(ctx.path("grader")),
+                   rubric=[str(ctx.path("world", "preferences", "rubric.jsonl"))], max_steps=s.rl_steps,
+                   prompts_per_step=s.rl_prompts_per_step, group_size=s.rl_group_size, lr=s.rl_lr, beta=s.rl_beta,
+                   max_new_tokens=s.rl_max_new_tokens, seed=ctx.seed, device=ctx.device, quiet=ctx.quiet,
+                   resume=ctx.path("rl", "resume").exists())
+    summary = run_rl(cfg)
+    return {"steps": summary["steps"], "rbrm_fit": summary.get("rbrm_fit")}
+
+
 def stage_evals(ctx: RunContext) -> dict:
     device = ctx.eval_device
     out = {}
-    for stage in ("base", "sft"):
+    for stage in ("base", "sft", "rl"):
         if ctx.path(stage, "model.safetensors").exists():
             res = run_suite(ctx.path(stage), ctx.path("world"), ctx.path("evals", stage), stage, device=device)
             out[stage] = {task: {k: v for k, v in s.items() if isinstance(v, int | float)} for task, s in res.items()}
@@ -177,7 +227,9 @@ STAGES: list[tuple[str, Callable[[RunContext], dict], str]] = [
     ("scaling", stage_scaling, "small runs, fit L(C), predict the final loss"),
     ("pretrain", stage_pretrain, "pretrain the base model"),
     ("sft", stage_sft, "supervised fine-tuning, with a vision tower trained from scratch"),
-    ("evals", stage_evals, "evaluate base and SFT"),
+    ("rm", stage_rm, "the rubric grader and the reward model"),
+    ("rl", stage_rl, "RL from the reward model and rule-based rewards"),
+    ("evals", stage_evals, "evaluate base, SFT and RL"),
     ("report", stage_report, "write the technical report"),
 ]
 
@@ -256,7 +308,7 @@ def run(out: str | Path, preset: str = "tiny", seed: int = 0, device: str = "aut
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="the whole pipeline, end to end",
-                       description="world → tokenizer → scaling → pretrain → SFT → evals → report. Finished "
+                       description="world → tokenizer → scaling → pretrain → SFT → RM → RL → evals → report. Finished "
                        "stages are skipped on a re-run; an interrupted stage resumes.")
     p.add_argument("--preset", default="tiny", help=f"one of {', '.join(RUN_PRESETS)}")
     p.add_argument("--out", default="runs/demo", metavar="DIR")
@@ -267,6 +319,8 @@ def register(sub) -> None:
     p.add_argument("--world-scale", choices=["tiny", "small", "full"], default=None, help="override the preset's")
     p.add_argument("--pretrain-steps", type=int, default=None, help="override the preset's pretraining steps")
     p.add_argument("--sft-steps", type=int, default=None, help="override the preset's SFT steps")
+    p.add_argument("--rm-steps", type=int, default=None, help="override the preset's reward model steps")
+    p.add_argument("--rl-steps", type=int, default=None, help="override the preset's RL steps")
     p.add_argument("--pretrain-optimizer", choices=["adamw", "muon"], default=None,
                    help="override the preset's pretraining optimizer (the scaling ladder follows it)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -278,6 +332,6 @@ def _cli(a) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     overrides = {"world_scale": a.world_scale, "pretrain_steps": a.pretrain_steps, "sft_steps": a.sft_steps,
-                 "pretrain_optimizer": a.pretrain_optimizer}
+                 "pretrain_optimizer": a.pretrain_optimizer, "rm_steps": a.rm_steps, "rl_steps": a.rl_steps}
     run(a.out, a.preset, a.seed, a.device, a.quiet, a.only, a.skip, overrides)
     return 0

@@ -157,6 +157,11 @@ def image_to_tensor(img: Image.Image, size: int) -> torch.Tensor:
     return (t.permute(2, 0, 1).float() / 255.0 - IMAGE_MEAN) / IMAGE_STD
 
 
+def normalize_pixels(images: list[torch.Tensor]) -> torch.Tensor:
+    """uint8 images [3, H, W] (ImageCache's) -> one float batch [N, 3, H, W] normalised as the tower expects."""
+    return (torch.stack(images).float() / 255.0 - IMAGE_MEAN) / IMAGE_STD
+
+
 def image_to_data_url(img: Image.Image, fmt: str = "PNG") -> str:
     buf = io.BytesIO()
     img.save(buf, format=fmt)

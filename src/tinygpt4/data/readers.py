@@ -561,3 +561,117 @@ def read_xstest_csv(path: PathLike) -> list[XSTestItem]:
             category=category.strip() if category and category.strip() else None,
         ))
     return items
+
+
+# ---- alignment data: preference pairs, RL prompts, rubric-labelled responses --------------------------------
+
+# The rubric's vocabulary (safety/rubric.py, which a data reader does not import: the layers below the stages
+# stand on their own; tests/test_readers.py checks the two agree).
+RUBRIC_PROPOSITIONS = ("apology", "inability", "judgement", "evasive", "disallowed_content", "insulting", "complies",
+                       "partial_compliance", "disclaimer", "professional_help", "resources", "dosage")
+RUBRIC_CLASSES = ("A", "B", "C", "D")
+RUBRIC_RANKS = ("ideal", "acceptable", "unacceptable", "disallowed")
+PROMPT_TYPES = ("disallowed", "sensitive", "benign_lookalike", "allowed")
+DATA_SPLITS = ("train", "test")
+
+
+def _paths(paths: Iterable[PathLike] | PathLike) -> list[Path]:
+    return [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
+
+
+def _prompt_messages(messages: Any, where: str, name: str = "messages") -> None:
+    """A conversation to answer: valid messages whose last one is the user's."""
+    if not isinstance(messages, list) or not messages:
+        raise UserError(f"{where}: \"{name}\" must be a non-empty list of messages")
+    validate_messages(messages, where)
+    if messages[-1].get("role") != "user":
+        raise UserError(f"{where}: \"{name}\" must end with a user message, got {messages[-1].get('role')!r}")
+
+
+def _assistant_messages(messages: Any, where: str, name: str) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise UserError(f"{where}: \"{name}\" must be a non-empty list of assistant messages")
+    validate_messages(messages, where)
+    roles = [m["role"] for m in messages]
+    if any(r != "assistant" for r in roles) or not all(isinstance(m["content"], str) for m in messages):
+        raise UserError(f"{where}: \"{name}\" must hold assistant messages with string content, got roles {roles}")
+
+
+def _optional(obj: dict, where: str, field: str, allowed: tuple[str, ...] | None = None,
+              nullable: bool = False) -> None:
+    """A field that may be absent; when present a string (from `allowed`, if given), or null if nullable."""
+    if field not in obj or (nullable and obj[field] is None):
+        return
+    value = obj[field]
+    if not isinstance(value, str) or (allowed is not None and value not in allowed):
+        want = f"one of {', '.join(allowed)}" if allowed else "a string"
+        raise UserError(f"{where}: \"{field}\" must be {want}, got {value!r}")
+
+
+def _read_checked(paths: Iterable[PathLike] | PathLike, check) -> list[dict]:
+    records = []
+    for p in _paths(paths):
+        for lineno, obj in iter_jsonl(p):
+            check(obj, f"{p}:{lineno}")
+            records.append(obj)
+    return records
+
+
+def _check_preference(obj: dict, where: str) -> None:
+    for name in ("prompt", "chosen", "rejected"):
+        if name not in obj:
+            raise UserError(f"{where}: missing \"{name}\"")
+    _prompt_messages(obj["prompt"], where, "prompt")
+    _assistant_messages(obj["chosen"], where, "chosen")
+    _assistant_messages(obj["rejected"], where, "rejected")
+    for name in ("kind", "lang"):
+        _optional(obj, where, name)
+    _optional(obj, where, "split", DATA_SPLITS)
+
+
+def read_preferences(paths: Iterable[PathLike] | PathLike) -> list[dict]:
+    """Preference pairs in TRL's conversational layout: {"prompt": [messages ending with the user's],
+    "chosen": [assistant messages], "rejected": [assistant messages]}, optionally "kind", "lang" and "split"
+    (train | test). A malformed line raises UserError("file:line: ...")."""
+    return _read_checked(paths, _check_preference)
+
+
+def _check_rl_prompt(obj: dict, where: str) -> None:
+    if "messages" not in obj:
+        raise UserError(f"{where}: missing \"messages\"")
+    _prompt_messages(obj["messages"], where)
+    _optional(obj, where, "type", PROMPT_TYPES)
+    for name in ("category", "lang", "framing", "kind"):
+        _optional(obj, where, name)
+    _optional(obj, where, "reference", nullable=True)
+
+
+def read_rl_prompts(paths: Iterable[PathLike] | PathLike) -> list[dict]:
+    """RL prompts: {"messages": [messages ending with the user's], "type" (a rubric prompt type), "category",
+    "lang", "framing", "kind", "reference" (the ideal answer or null)}; all but "messages" optional."""
+    return _read_checked(paths, _check_rl_prompt)
+
+
+def _check_rubric(obj: dict, where: str) -> None:
+    for name in ("messages", "response", "propositions", "class", "type"):
+        if name not in obj:
+            raise UserError(f"{where}: missing \"{name}\"")
+    _prompt_messages(obj["messages"], where)
+    if not isinstance(obj["response"], str):
+        raise UserError(f"{where}: \"response\" must be a string")
+    props = obj["propositions"]
+    if not isinstance(props, dict) or any(not isinstance(props.get(n), bool) for n in RUBRIC_PROPOSITIONS):
+        raise UserError(f"{where}: \"propositions\" must give true or false for each of "
+                        f"{', '.join(RUBRIC_PROPOSITIONS)}")
+    _optional(obj, where, "class", RUBRIC_CLASSES)
+    _optional(obj, where, "type", PROMPT_TYPES)
+    _optional(obj, where, "rank", RUBRIC_RANKS)
+    _optional(obj, where, "split", DATA_SPLITS)
+    for name in ("category", "lang", "framing", "style"):
+        _optional(obj, where, name)
+
+
+def read_rubric(paths: Iterable[PathLike] | PathLike) -> list[dict]:
+    """Rubric-labelled responses: {"messages", "response", "propositions": {each of RUBRIC_PROPOSITIONS: bool},
+    "class": A-D, "type": a prompt type}, optionally "rank", "category", "lang", "framing", "split", "style"."""
+    return _read_checked(paths, _check_rubric)

@@ -20,7 +20,8 @@ def register(subparsers) -> None:
                     "one JSON per task ({task, config, summary, items}) to --out.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="tasks: exams, exams_<lang>, mmlu:PATH, calibration, truthfulqa, factuality, image_qa, "
-               "followup, bpb\n(NAME:PATH reads PATH instead of the world folder's file)",
+               "followup, bpb, safety, xstest:PATH, toxicity, toxicity_rtp:PATH\n"
+               "(NAME:PATH reads PATH instead of the world folder's file)",
     )
     p.add_argument("model_dir", nargs="?", help="checkpoint folder (omit with --endpoint)")
     p.add_argument("--task", action="append", default=[], metavar="NAME[:PATH]", help="task to run (repeatable)")
@@ -37,6 +38,12 @@ def register(subparsers) -> None:
     chat.add_argument("--no-chat", dest="chat", action="store_false", help="plain-text prompts (base model)")
     p.add_argument("--shots", default="0,5", help="few-shot counts for multiple choice (default 0,5)")
     p.add_argument("--limit", type=int, help="at most N items per task (per subject for multiple choice)")
+    p.add_argument("--grader", help="safety grader for safety, xstest and toxicity: regex, judge:URL or a trained "
+                   "classifier folder (default: MODEL_DIR/../grader when it exists, else regex)")
+    p.add_argument("--scorer", action="append", default=[], metavar="SPEC",
+                   help="toxicity scorer (repeatable): grader, profanity_check, moderation:URL "
+                        "(default: grader and, when installed, profanity_check)")
+    p.add_argument("--samples", type=int, help="toxicity samples per prompt (default 5; the paper's is 25)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="CPU threads for torch (1 is fastest on a machine that is "
                    "already busy: more threads than free cores slow every small operation down)")
@@ -87,6 +94,10 @@ def _run(args) -> int:
     for spec in args.task:
         name, path = suite.parse_task(spec)
         tasks += suite.resolve(name, path, world)
-    suite.run_tasks(lm, tasks, out, stage=stage, chat=chat, limit=args.limit, shots=shots)
+    if args.samples is not None and args.samples < 1:
+        raise UserError("--samples must be at least 1")
+    grader = args.grader or suite.default_grader(args.model_dir if not args.endpoint else None)
+    suite.run_tasks(lm, tasks, out, stage=stage, chat=chat, limit=args.limit, shots=shots, grader=grader,
+                    scorers=tuple(args.scorer) or None, samples=args.samples)
     print(f"wrote {len(tasks)} result(s) to {out}")
     return 0

@@ -2,6 +2,8 @@
 
 generate  -> POST {base}/chat/completions, one request per conversation, a few in flight at once.
 complete  -> POST {base}/completions.
+  Sampling settings (temperature, top_p, seed, n) are passed through. n samples are asked for in requests
+  of at most `max_n` choices (servers cap n); the request starting at sample j carries seed + j.
 loglikelihood -> POST {base}/completions with echo=true and logprobs: the server returns the log-probability
   of every prompt token with its character offset, and the tokens from the end of the context onwards
   are summed. Servers that do not return prompt logprobs (most hosted chat APIs) make the log-likelihood
@@ -45,9 +47,33 @@ class HTTPStatusError(Exception):
         self.status = status
 
 
+def post_json(base: str, path: str, payload: dict, *, api_key: str | None = None, timeout: float = 120.0) -> dict:
+    """POST a JSON payload to base + path and parse the JSON reply. An HTTP error status raises
+    HTTPStatusError (with the server's message); an unreachable server or a reply that is not JSON, UserError."""
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    req = urllib.request.Request(base + path, data=json.dumps(payload).encode("utf-8"), headers=headers,
+                                 method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read().decode("utf-8"))
+    except urllib.error.HTTPError as e:
+        body = e.read().decode("utf-8", "replace")
+        try:
+            body = json.loads(body)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            pass
+        raise HTTPStatusError(e.code, str(body)[:300]) from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+        raise UserError(f"endpoint {base}: {getattr(e, 'reason', e)}") from None
+    except json.JSONDecodeError:
+        raise UserError(f"endpoint {base}{path}: the reply is not JSON") from None
+
+
 class EndpointModel:
     def __init__(self, url: str, model: str, *, api_key: str | None = None, timeout: float = 120.0,
-                 concurrency: int = 4, supports_images: bool = True):
+                 concurrency: int = 4, supports_images: bool = True, max_n: int = 8):
         self.base = base_url(url)
         self.model = model
         self.name = f"{model} @ {self.base}"
@@ -55,28 +81,11 @@ class EndpointModel:
         self.timeout = timeout
         self.concurrency = max(1, concurrency)
         self.supports_images = supports_images
+        self.max_n = max(1, max_n)
 
     # -- HTTP ------------------------------------------------------------------------------------------
     def _post(self, path: str, payload: dict) -> dict:
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        req = urllib.request.Request(self.base + path, data=json.dumps(payload).encode("utf-8"), headers=headers,
-                                     method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read().decode("utf-8"))
-        except urllib.error.HTTPError as e:
-            body = e.read().decode("utf-8", "replace")
-            try:
-                body = json.loads(body)["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                pass
-            raise HTTPStatusError(e.code, str(body)[:300]) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-            raise UserError(f"endpoint {self.base}: {getattr(e, 'reason', e)}") from None
-        except json.JSONDecodeError:
-            raise UserError(f"endpoint {self.base}{path}: the reply is not JSON") from None
+        return post_json(self.base, path, payload, api_key=self.api_key, timeout=self.timeout)
 
     def _map(self, fn, items: Sequence) -> list:
         if len(items) <= 1 or self.concurrency == 1:
@@ -85,11 +94,39 @@ class EndpointModel:
             return list(pool.map(fn, items))
 
     # -- generation ------------------------------------------------------------------------------------
+    def _sampled(self, one, inputs: list, n: int, seed: int | None) -> list[str]:
+        """one(input, k, seed) -> k texts, asked in requests of at most max_n; flat, n per input in order."""
+        jobs = [(x, j, min(self.max_n, n - j)) for x in inputs for j in range(0, n, self.max_n)]
+        done = self._map(lambda job: one(job[0], job[2], None if seed is None else seed + job[1]), jobs)
+        return [text for texts in done for text in texts]
+
+    @staticmethod
+    def _sampling(payload: dict, temperature: float, top_p: float | None, seed: int | None, k: int) -> dict:
+        payload["temperature"] = temperature
+        if top_p is not None:
+            payload["top_p"] = top_p
+        if seed is not None:
+            payload["seed"] = seed
+        if k > 1:
+            payload["n"] = k
+        return payload
+
+    def _choices(self, reply: dict, k: int, path: str, field: str) -> list[str]:
+        try:
+            choices = sorted(reply["choices"], key=lambda c: c.get("index", 0))
+            texts = [(c["message"].get("content") if field == "message" else c.get("text")) or "" for c in choices]
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise UserError(f"endpoint {self.base}{path}: unexpected reply {str(reply)[:200]}") from None
+        if len(texts) < k:
+            raise UserError(f"endpoint {self.base}{path}: asked for {k} choices, got {len(texts)}")
+        return texts[:k]
+
     def generate(self, conversations: Sequence[list[Message]], max_tokens: int = 64, temperature: float = 0.0,
-                 stop: Sequence[str] | None = None) -> list[str]:
-        def one(messages: list[Message]) -> str:
-            payload = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
-                       "temperature": temperature}
+                 stop: Sequence[str] | None = None, *, top_p: float | None = None, seed: int | None = None,
+                 n: int = 1) -> list[str]:
+        def one(messages: list[Message], k: int, s: int | None) -> list[str]:
+            payload = self._sampling({"model": self.model, "messages": messages, "max_tokens": max_tokens},
+                                     temperature, top_p, s, k)
             if stop:
                 payload["stop"] = list(stop)
             try:
@@ -98,29 +135,27 @@ class EndpointModel:
                 if has_images(messages) and 400 <= e.status < 500:
                     raise Unsupported(f"the endpoint rejected image input ({e})") from None
                 raise UserError(f"endpoint {self.base}/chat/completions: {e}") from None
-            try:
-                return reply["choices"][0]["message"].get("content") or ""
-            except (KeyError, IndexError, TypeError):
-                raise UserError(f"endpoint {self.base}/chat/completions: unexpected reply {str(reply)[:200]}") from None
+            return self._choices(reply, k, "/chat/completions", "message")
 
-        return self._map(one, list(conversations))
+        return self._sampled(one, list(conversations), n, seed)
 
-    def complete(self, prompts: Sequence[str], max_tokens: int = 64, stop: Sequence[str] | None = None) -> list[str]:
-        def one(prompt: str) -> str:
-            payload = {"model": self.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0}
+    def complete(self, prompts: Sequence[str], max_tokens: int = 64, stop: Sequence[str] | None = None, *,
+                 temperature: float = 0.0, top_p: float | None = None, seed: int | None = None,
+                 n: int = 1) -> list[str]:
+        def one(prompt: str, k: int, s: int | None) -> list[str]:
+            payload = self._sampling({"model": self.model, "prompt": prompt, "max_tokens": max_tokens},
+                                     temperature, top_p, s, k)
             if stop:
                 payload["stop"] = list(stop)
             try:
                 reply = self._post("/completions", payload)
-                return reply["choices"][0].get("text") or ""
             except HTTPStatusError as e:
                 if 400 <= e.status < 500:
                     raise Unsupported(f"the endpoint has no /completions ({e})") from None
                 raise UserError(f"endpoint {self.base}/completions: {e}") from None
-            except (KeyError, IndexError, TypeError):
-                raise UserError(f"endpoint {self.base}/completions: unexpected reply") from None
+            return self._choices(reply, k, "/completions", "text")
 
-        return self._map(one, list(prompts))
+        return self._sampled(one, list(prompts), n, seed)
 
     # -- log-likelihood --------------------------------------------------------------------------------
     def _prompt_logprobs(self, text: str) -> tuple[list[float | None], list[int]]:

@@ -276,12 +276,17 @@ class LocalModel:
         return self._engine
 
     def _run_engine(self, prompts: list[list[int]], images: list[list] | None, max_tokens: int,
-                    temperature: float, stop: Sequence[str] | None) -> list[str]:
+                    stop: Sequence[str] | None, sampling: dict) -> list[str]:
+        """Generate for every prompt, shortest first in batches of `gen_batch`. A seeded sampling run gives
+        batch b the seed `seed + b`, so the same call draws the same samples every time."""
         out: list[str] = [""] * len(prompts)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        for a in range(0, len(order), self.gen_batch):
+        seed = sampling.get("seed")
+        for b, a in enumerate(range(0, len(order), self.gen_batch)):
             chunk = order[a:a + self.gen_batch]
-            kwargs = {"max_new_tokens": max_tokens, "temperature": temperature, "stop_strings": tuple(stop or ())}
+            kwargs = {"max_new_tokens": max_tokens, "stop_strings": tuple(stop or ()),
+                      "temperature": sampling.get("temperature", 0.0), "top_p": sampling.get("top_p"),
+                      "seed": None if seed is None else seed + b}
             if images is not None and any(images[i] for i in chunk):
                 kwargs["images"] = [images[i] for i in chunk]
             done = self.engine.generate([prompts[i] for i in chunk], **kwargs)
@@ -290,20 +295,25 @@ class LocalModel:
         return out
 
     def generate(self, conversations: Sequence[list[Message]], max_tokens: int = 64, temperature: float = 0.0,
-                 stop: Sequence[str] | None = None) -> list[str]:
+                 stop: Sequence[str] | None = None, *, top_p: float | None = None, seed: int | None = None,
+                 n: int = 1) -> list[str]:
         if not self.supports_images and any(has_images(c) for c in conversations):
             raise Unsupported("this checkpoint has no vision tower")
         prompts, images = [], []
         for conv in conversations:
             ids, imgs = self._render(conv, max_len=max(8, self.max_len - max_tokens))
-            prompts.append(ids)
-            images.append(imgs)
-        return self._run_engine(prompts, images if self.supports_images else None, max_tokens, temperature, stop)
+            prompts += [ids] * n
+            images += [imgs] * n
+        sampling = {"temperature": temperature, "top_p": top_p, "seed": seed}
+        return self._run_engine(prompts, images if self.supports_images else None, max_tokens, stop, sampling)
 
-    def complete(self, prompts: Sequence[str], max_tokens: int = 64, stop: Sequence[str] | None = None) -> list[str]:
+    def complete(self, prompts: Sequence[str], max_tokens: int = 64, stop: Sequence[str] | None = None, *,
+                 temperature: float = 0.0, top_p: float | None = None, seed: int | None = None,
+                 n: int = 1) -> list[str]:
         keep = max(8, self.max_len - max_tokens)
         ids = [[self.tok.bos_id, *p][-keep:] for p in self.tok.encode_batch(list(prompts))] if prompts else []
-        return self._run_engine(ids, None, max_tokens, 0.0, stop)
+        sampling = {"temperature": temperature, "top_p": top_p, "seed": seed}
+        return self._run_engine([p for p in ids for _ in range(n)], None, max_tokens, stop, sampling)
 
 
 def _cut_at_stop(text: str, stop: Sequence[str] | None) -> str:

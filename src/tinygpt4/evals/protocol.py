@@ -9,6 +9,11 @@ A context is either plain text or a list of OpenAI chat messages; a chat context
 backend's chat template and an open assistant turn, and the continuation is scored as the start of that
 assistant turn. Backends that cannot answer a kind of question raise `Unsupported`, and the task that
 asked writes an "unsupported" result instead of numbers.
+
+Generation is greedy unless a temperature above 0 is given; `top_p` then keeps the smallest set of tokens
+whose probability reaches it (nucleus sampling), and `seed` makes the draw reproducible: the same call with
+the same seed on the same backend returns the same texts. `n` draws several samples per input in one call;
+the result is then flat, the n samples of input i at indices i*n .. i*n+n-1 (`grouped` splits it back).
 """
 
 from __future__ import annotations
@@ -43,12 +48,27 @@ class LanguageModel(Protocol):
         max_tokens: int = 64,
         temperature: float = 0.0,
         stop: Sequence[str] | None = None,
+        *,
+        top_p: float | None = None,
+        seed: int | None = None,
+        n: int = 1,
     ) -> list[str]:
-        """The assistant's reply to each conversation. Content may hold image_url parts."""
+        """The assistant's reply to each conversation (n per conversation, flat). Content may hold image_url
+        parts."""
         ...
 
-    def complete(self, prompts: Sequence[str], max_tokens: int = 64, stop: Sequence[str] | None = None) -> list[str]:
-        """Greedy plain-text continuation of each prompt (no chat template), for base models."""
+    def complete(
+        self,
+        prompts: Sequence[str],
+        max_tokens: int = 64,
+        stop: Sequence[str] | None = None,
+        *,
+        temperature: float = 0.0,
+        top_p: float | None = None,
+        seed: int | None = None,
+        n: int = 1,
+    ) -> list[str]:
+        """Plain-text continuation of each prompt (no chat template), for base models; greedy by default."""
         ...
 
 
@@ -76,3 +96,10 @@ def image_urls(content: str | list[dict] | None) -> list[str]:
 
 def has_images(conversation: list[Message]) -> bool:
     return any(image_urls(m.get("content")) for m in conversation)
+
+
+def grouped(outputs: Sequence[str], n: int) -> list[list[str]]:
+    """A flat list of n samples per input (what generate/complete return with n) as one list per input."""
+    if n < 1 or len(outputs) % n:
+        raise ValueError(f"{len(outputs)} outputs are not a whole number of groups of {n}")
+    return [list(outputs[i:i + n]) for i in range(0, len(outputs), n)]

@@ -25,6 +25,9 @@ def _save(fig, out: Path) -> Path:
     return out
 
 
+save = _save  # for section modules that draw their own figure
+
+
 def loss_curves(logs: dict[str, list[dict]], out: Path) -> Path:
     """One panel per stage: training loss by step, validation loss as markers."""
     stages = [s for s, lines in logs.items() if lines]

@@ -7,8 +7,10 @@ self-harm) are recorded but never blocked: the policy wants them answered in a r
 Every decision that found something is appended to a JSONL audit log (time, stage, categories, decision),
 never with the request's text or credentials.
 
-`PolicyMatcher` is the policy's regular-expression indicators; a learned classifier replaces it by
-implementing `classify`.
+`PolicyMatcher` is the policy's regular-expression indicators. `GradedModerator` adds the rubric grader
+(safety/graders.py) on outputs: it reads the answer in the context of the conversation, so procedural
+disallowed content or an insult is caught where no pattern names it. Each decision records which of the two
+found what (`decided_by`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Decision:
     categories: list[str] = field(default_factory=list)  # every policy category found (disallowed or sensitive)
     flagged: bool = False  # a disallowed category was found
     action: str = "allow"  # allow | flag | block
+    decided_by: list[str] = field(default_factory=list)  # "policy" (the patterns), "grader"
 
     @property
     def blocked(self) -> bool:
@@ -59,7 +62,7 @@ class Moderator:
             raise UserError(f"moderation mode must be one of {', '.join(MODES)} (got {mode!r})")
         self.mode = mode
         self.audit = AuditLog(audit_log) if audit_log else None
-        self._disallowed = {c.name for c in policy.disallowed_categories()}
+        self._disallowed = {c.name for c in policy.disallowed_categories()} | {GRADER_DISALLOWED}
 
     def classify(self, text: str) -> list[str]:
         raise NotImplementedError
@@ -77,8 +80,10 @@ class Moderator:
             return Decision()
         return self._check("input", _last_user_text(messages), request_id)
 
-    def check_output(self, text: str, request_id: str | None = None, log: bool = True) -> Decision:
-        """Check generated text; the server calls this on the growing answer with log=False, then logs once."""
+    def check_output(self, text: str, request_id: str | None = None, log: bool = True,
+                     conversation: list[dict] | None = None) -> Decision:
+        """Check generated text (the answer to `conversation`, when given); the server calls this on the
+        growing answer with log=False, then logs once."""
         if self.mode == "off":
             return Decision()
         return self._check("output", text, request_id, log=log)
@@ -94,10 +99,12 @@ class Moderator:
             "categories": decision.categories,
             "flagged": decision.flagged,
             "action": decision.action,
+            "decided_by": decision.decided_by,
         })
 
     def _check(self, stage: str, text: str, request_id: str | None, log: bool = True) -> Decision:
         decision = self.decide(self.classify(text))
+        decision.decided_by = ["policy"] if decision.categories else []
         if log:
             self.log(stage, decision, request_id)
         return decision
@@ -113,6 +120,48 @@ class PolicyMatcher(Moderator):
     def classify(self, text: str) -> list[str]:
         text = " ".join(text.split())  # newlines and runs of spaces must not hide a phrase
         return [name for name, pats in self._compiled if any(p.search(text) for p in pats)]
+
+
+GRADER_DISALLOWED = "disallowed_content"  # the grader's finding when the request named no policy category
+
+
+class GradedModerator(PolicyMatcher):
+    """The policy's patterns on inputs and outputs, and on outputs the rubric grader too: an answer whose
+    probability of disallowed content (or of insulting language) reaches `threshold` is flagged, under the
+    disallowed category the request matched (harassment for an insult; `disallowed_content` otherwise)."""
+
+    def __init__(self, grader, mode: str = "flag", audit_log: str | Path | None = None, threshold: float = 0.5):
+        super().__init__(mode, audit_log)
+        self.grader, self.threshold = grader, threshold
+
+    def check_output(self, text: str, request_id: str | None = None, log: bool = True,
+                     conversation: list[dict] | None = None) -> Decision:
+        if self.mode == "off":
+            return Decision()
+        found = self.classify(text)
+        by = ["policy"] if found else []
+        if text.strip() and conversation:
+            g = self.grader.grade(conversation, text)
+            extra = self._grader_categories(g, conversation)
+            if extra:
+                by.append("grader")
+                found += [c for c in extra if c not in found]
+        decision = self.decide(found)
+        decision.decided_by = by
+        if log:
+            self.log("output", decision, request_id)
+        return decision
+
+    def _grader_categories(self, g, conversation: list[dict]) -> list[str]:
+        if g.abstained:
+            return []
+        out = []
+        if g.propositions.get("insulting", 0.0) >= self.threshold:
+            out.append("harassment")
+        if g.propositions.get("disallowed_content", 0.0) >= self.threshold:
+            asked = [c for c in self.classify(_last_user_text(conversation)) if c in self._disallowed]
+            out += asked or [GRADER_DISALLOWED]
+        return out
 
 
 def _last_user_text(messages: list[dict]) -> str:

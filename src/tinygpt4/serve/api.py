@@ -34,7 +34,8 @@ from tinygpt4.checkpoint import load_model
 from tinygpt4.data.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, load_image_ref
 from tinygpt4.engine import Engine
 from tinygpt4.errors import UserError
-from tinygpt4.safety.moderation import PolicyMatcher
+from tinygpt4.safety.graders import load_grader
+from tinygpt4.safety.moderation import GradedModerator, PolicyMatcher
 from tinygpt4.serve.batcher import Batcher, Delta, GenerationError, GenRequest, Handle, QueueFull
 from tinygpt4.serve.decoder import Decoder
 from tinygpt4.serve.metrics import Metrics
@@ -60,6 +61,7 @@ class ServeSettings:
     api_key: str | None = None
     moderation: str = "flag"  # off | flag | block
     audit_log: str | None = None
+    grader: str | None = None  # the rubric grader that also reads outputs: a trained grader folder, "regex", judge:URL
     max_body_bytes: int = 16 * 1024 * 1024
     max_messages: int = 256
     max_images: int = 8
@@ -106,7 +108,7 @@ class _State:
         self.metrics = Metrics()
         self.decoder: Decoder | None = None
         self.batcher: Batcher | None = None
-        self.moderator: PolicyMatcher | None = None
+        self.moderator: PolicyMatcher | GradedModerator | None = None
         self.model_name = settings.model_name or "tinygpt4"
         self.fingerprint: str | None = None
         self.created = int(time.time())
@@ -115,7 +117,8 @@ class _State:
 
     def install(self, engine, fingerprint: str | None = None) -> None:
         s = self.settings
-        self.moderator = PolicyMatcher(s.moderation, s.audit_log)
+        self.moderator = (GradedModerator(load_grader(s.grader), s.moderation, s.audit_log) if s.grader
+                          else PolicyMatcher(s.moderation, s.audit_log))
         self.decoder = engine if isinstance(engine, Decoder) else Decoder(engine)
         vision = getattr(self.decoder.model.config, "vision", None)
         self.image_tokens = vision.tokens_per_image if vision is not None else 0
@@ -334,7 +337,7 @@ def _add_routes(app: FastAPI, st: _State) -> None:
             st.metrics.count_moderation("input", decision.action)
         if decision.blocked:
             return _blocked_response(st, body, rid, len(prep.ids))
-        watch = _OutputWatch(st, rid) if st.moderator.mode == "block" else None
+        watch = _OutputWatch(st, rid, messages) if st.moderator.mode == "block" else None
         req = GenRequest(prompt=prep.ids, images=prep.images, n=body.n, max_tokens=prep.max_tokens,
                          temperature=body.temperature, top_p=body.top_p, seed=body.seed, stop=prep.stop,
                          top_logprobs=body.top_logprobs or 0, logprobs=body.logprobs,
@@ -444,23 +447,23 @@ class _OutputWatch:
 
     WINDOW = 2000  # characters: far longer than any policy pattern can span
 
-    def __init__(self, st: _State, rid: str):
-        self.st, self.rid = st, rid
+    def __init__(self, st: _State, rid: str, messages: list[dict]):
+        self.st, self.rid, self.messages = st, rid, messages
 
     def blocks(self, text: str) -> bool:
-        d = self.st.moderator.check_output(text[-self.WINDOW:], self.rid, log=False)
+        d = self.st.moderator.check_output(text[-self.WINDOW:], self.rid, log=False, conversation=self.messages)
         if d.blocked:
             self.st.moderator.log("output", d, self.rid)
             self.st.metrics.count_moderation("output", "block")
         return d.blocked
 
 
-def _check_final_output(st: _State, rid: str, texts: list[str]) -> None:
+def _check_final_output(st: _State, rid: str, texts: list[str], messages: list[dict]) -> None:
     """Flag mode (and block mode's record of sensitive categories): one logged decision per choice."""
     if st.moderator.mode == "off":
         return
     for text in texts:
-        d = st.moderator.check_output(text, rid)
+        d = st.moderator.check_output(text, rid, conversation=messages)
         if d.categories and not d.blocked:
             st.metrics.count_moderation("output", d.action)
 
@@ -575,7 +578,7 @@ async def _stream(st: _State, body: ChatCompletionRequest, handle: Handle, rid: 
             yield _sse(_usage_chunk(st, rid, created, _usage(n_prompt, completion)))
         yield "data: [DONE]\n\n"
         _finish_metrics(st, handle, t0, n_prompt, completion)
-        _check_final_output(st, rid, texts)
+        _check_final_output(st, rid, texts, [m.to_chat() for m in body.messages])
     except GenerationError:
         finished = True
         yield _sse(error_body("generation failed", "server_error"))
@@ -620,7 +623,7 @@ async def _complete(st: _State, body: ChatCompletionRequest, handle: Handle, rid
     except GenerationError:
         raise ApiError(500, "generation failed", type="server_error") from None
     _finish_metrics(st, handle, t0, n_prompt, completion)
-    _check_final_output(st, rid, texts)
+    _check_final_output(st, rid, texts, [m.to_chat() for m in body.messages])
     choices = []
     for i in range(body.n):
         lp = {"content": _logprobs_content(st.decoder.tok, tokens[i]), "refusal": None} if body.logprobs else None

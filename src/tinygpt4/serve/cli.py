@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import torch
 import uvicorn
 
+from tinygpt4.checkpoint import chat_model_dir
 from tinygpt4.errors import UserError
 from tinygpt4.runtime import resolve_device
 
@@ -26,6 +26,9 @@ def register(sub) -> None:
                    help="policy checks on inputs and outputs: record only (flag) or also stop the answer (block)")
     p.add_argument("--audit-log", default=None, metavar="FILE",
                    help="moderation audit log, JSONL (default: serve_audit.jsonl in the current folder)")
+    p.add_argument("--grader", default="auto", metavar="SPEC",
+                   help="the rubric grader that also reads each answer: a trained grader folder, regex, judge:URL, "
+                        "none; auto: the run's grader/ folder beside the checkpoint, if there is one")
     p.add_argument("--model-name", default=None, help="the id reported by /v1/models (default: folder name)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None,
@@ -50,7 +53,7 @@ def _cli(args) -> int:
     # (`tinygpt4 --help` included) for the one command that serves; measured in docs/eval-notes.md.
     from tinygpt4.serve.api import ServeSettings, create_app
 
-    model_dir = Path(args.model_dir)
+    model_dir = chat_model_dir(args.model_dir)  # a run folder serves its RL model when it has one
     if not (model_dir / "config.json").is_file():
         raise UserError(f"{model_dir} is not a checkpoint folder (no config.json)")
     for name in ("max_batch", "max_queue", "max_n", "default_max_tokens"):
@@ -67,6 +70,7 @@ def _cli(args) -> int:
         model_name=args.model_name,
         api_key=args.api_key or os.environ.get("TINYGPT4_API_KEY") or None,
         moderation=args.moderation,
+        grader=_grader_spec(args.grader, model_dir) if args.moderation != "off" else None,
         audit_log=None if args.moderation == "off" else (args.audit_log or "serve_audit.jsonl"),
         max_batch=args.max_batch,
         max_queue=args.max_queue,
@@ -84,6 +88,15 @@ def _cli(args) -> int:
                             timeout_graceful_shutdown=args.drain_seconds, server_header=False)
     _DrainingServer(config, app.state.tg).run()
     return 0
+
+
+def _grader_spec(spec: str, model_dir) -> str | None:
+    if spec == "none":
+        return None
+    if spec != "auto":
+        return spec
+    run_grader = model_dir.resolve().parent / "grader"
+    return str(run_grader) if (run_grader / "config.json").is_file() else None
 
 
 class _DrainingServer(uvicorn.Server):

@@ -164,10 +164,16 @@ def train(
     summary_extra: dict | None = None,
     dist_info: Dist | None = None,
     flops_per_token: float | None = None,
+    loss_fn: Callable[[torch.nn.Module, dict], torch.Tensor] | None = None,
 ) -> dict:
-    """Train `model` (already on its device) and write a checkpoint folder. Returns the run summary."""
+    """Train `model` (already on its device) and write a checkpoint folder. Returns the run summary.
+
+    The loss of a batch is `model(**batch)`, or `loss_fn(model, batch)` for a stage whose objective is not
+    the model's own (a reward model's pairwise loss, RL's policy gradient): the checkpoint is then still
+    the model's own weights, which every other command loads."""
     run = _Run(model, batches, cfg, Path(out_dir), tokenizer=tokenizer, eval_fn=eval_fn,
-               extra_config=extra_config, dist_info=dist_info or Dist(), flops_per_token=flops_per_token)
+               extra_config=extra_config, dist_info=dist_info or Dist(), flops_per_token=flops_per_token,
+               loss_fn=loss_fn)
     run.start(resume)
     run.wrap()
     run.loop()
@@ -180,8 +186,10 @@ class _Run:
 
     def __init__(self, model: torch.nn.Module, batches: BatchSource, cfg: TrainConfig, out: Path, *,
                  tokenizer: Tokenizer | None, eval_fn: Callable[[torch.nn.Module], dict] | None,
-                 extra_config: dict | None, dist_info: Dist, flops_per_token: float | None):
+                 extra_config: dict | None, dist_info: Dist, flops_per_token: float | None,
+                 loss_fn: Callable[[torch.nn.Module, dict], torch.Tensor] | None = None):
         self.model, self.batches, self.cfg, self.out, self.d = model, batches, cfg, out, dist_info
+        self.loss_fn = loss_fn
         self.tokenizer, self.eval_fn, self.extra_config = tokenizer, eval_fn, extra_config
         self.flops_per_token = flops_per_token
         if self.d.main:
@@ -258,10 +266,11 @@ class _Run:
             sync = micro == cfg.grad_accum - 1 or d.world_size == 1
             ctx = self.fwd.no_sync() if (d.world_size > 1 and not sync) else nullcontext()
             with ctx, autocast(device, self.dtype):
-                loss = self.fwd(**batch) / cfg.grad_accum
+                loss = (self.fwd(**batch) if self.loss_fn is None else self.loss_fn(self.fwd, batch))
+                loss = loss / cfg.grad_accum
             loss.backward()
             loss_sum += loss.detach()
-            n_tok = int(batch["targets"].numel()) * d.world_size
+            n_tok = _batch_tokens(batch) * d.world_size
             self.tokens_seen += n_tok
             self.window_tok += n_tok
         gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
@@ -330,6 +339,14 @@ class _Run:
         if self.d.main:
             atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2))
         return summary
+
+
+def _batch_tokens(batch: dict) -> int:
+    """Tokens a batch trains on, for throughput: its targets' positions, else its inputs'."""
+    for key in ("targets", "idx", "input_ids"):
+        if torch.is_tensor(batch.get(key)):
+            return int(batch[key].numel())
+    return 0
 
 
 def _short(val: dict) -> dict:

@@ -26,7 +26,7 @@ import torch
 from tinygpt4.chat import count_images, render_chat
 from tinygpt4.checkpoint import load_model, read_config
 from tinygpt4.config import ModelConfig, VisionConfig, vision_preset
-from tinygpt4.data.images import IMAGE_MEAN, IMAGE_STD, ImageCache
+from tinygpt4.data.images import ImageCache, normalize_pixels
 from tinygpt4.data.readers import image_root_for, iter_pretrain_texts, read_captions, read_chat_jsonl
 from tinygpt4.errors import UserError
 from tinygpt4.model.gpt import document_mask
@@ -277,7 +277,7 @@ class ChatBatches:
         batch = {"idx": idx, "targets": tgt, "positions": pos, "attn_mask": document_mask(doc)}
         if self.with_images:
             if pics:
-                batch["images"] = (torch.stack(pics).float() / 255.0 - IMAGE_MEAN) / IMAGE_STD
+                batch["images"] = normalize_pixels(pics)
             else:
                 batch["images"] = None
         return batch

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tinygpt4.data.images import IMAGE_MEAN, IMAGE_STD, ImageCache
+from tinygpt4.data.images import ImageCache, normalize_pixels
 from tinygpt4.data.readers import read_captions
 from tinygpt4.errors import UserError
 from tinygpt4.runtime import autocast
@@ -114,8 +114,7 @@ def pretrain_tower(tower: nn.Module, bags: CaptionBags, *, steps: int, batch_siz
             order, at = rng.permutation(n), 0
         idx = order[at:at + batch_size]
         at += batch_size
-        pix = torch.stack([cache.get(*bags.images[i]) for i in idx]).to(device)
-        pix = (pix.float() / 255.0 - IMAGE_MEAN) / IMAGE_STD
+        pix = normalize_pixels([cache.get(*bags.images[i]) for i in idx]).to(device)
         target = bags.targets[torch.as_tensor(idx)].to(device)
         with autocast(device, dtype):
             logits = head(tower(pix)).float()

@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import tinygpt4.world.alignment as A
 import tinygpt4.world.benchmarks as B
 from tinygpt4.errors import UserError
 from tinygpt4.world.card import write_card
@@ -26,6 +27,7 @@ from tinygpt4.world.config import WorldConfig
 from tinygpt4.world.entities import KINDS, World, make_world
 from tinygpt4.world.forum import INSULT_LEXICON
 from tinygpt4.world.images import CAPTION_TASKS, Item, make_item, save_png
+from tinygpt4.world.messages import user_text
 from tinygpt4.world.misconceptions import Misconception, make_misconceptions
 from tinygpt4.world.names import LANGS
 from tinygpt4.world.safety import REFUSAL
@@ -123,10 +125,15 @@ class _Benchmarks:
     truthfulqa: list
     factuality: list[dict]
     image_qa: list[Item]
-    safety: list[dict]
     toxicity: list[dict]
-    preferences: list[dict]
+
+
+@dataclass
+class _Alignment:
     rubric: list[dict]
+    preferences: list[dict]
+    rl: list[dict]
+    safety: list[dict]
 
 
 def _write_world(root: Path, cfg: WorldConfig) -> dict:
@@ -134,8 +141,9 @@ def _write_world(root: Path, cfg: WorldConfig) -> dict:
     world = make_world(cfg)
     miscs = make_misconceptions(world, cfg.sizes.misconceptions, cfg.seed)
     train = _write_training_data(out, world, cfg, miscs)
+    align = _write_alignment(out, world, cfg, miscs)
     bench = _write_benchmarks(out, world, cfg, miscs)
-    counts = _counts(out, world, miscs, train, bench)
+    counts = _counts(out, world, miscs, train, bench, align)
     config = cfg.to_dict()
     config.update(insult_lexicon=list(INSULT_LEXICON), refusal=REFUSAL, format_version=FORMAT_VERSION)
     write_card(out, config, counts, world, miscs, bench.image_qa, train.docs, train.chat)
@@ -168,9 +176,26 @@ def _write_training_data(out: Writer, world: World, cfg: WorldConfig, miscs: lis
     return _Training(captions, convs, docs, held)
 
 
+def _write_alignment(out: Writer, world: World, cfg: WorldConfig, miscs: list[Misconception]) -> _Alignment:
+    """The reward-model data and the RL prompts (their images are training images, so the image benchmark
+    avoids them), then the safety eval and its XSTest subset."""
+    rubric = A.rubric_data(world, cfg, lambda img: out.image(img, "prefs", True))
+    out.jsonl("preferences/rubric.jsonl", rubric)
+    prefs = A.preference_data(world, cfg, miscs, lambda img: out.image(img, "prefs", True))
+    out.jsonl("preferences/preferences.jsonl", prefs)
+    rl = A.rl_prompts(world, cfg, miscs, lambda img: out.image(img, "rl", True))
+    out.jsonl("rl/prompts.jsonl", rl)
+    safety = A.safety_eval(world, cfg, lambda img: out.image(img, "safety", False))
+    out.jsonl("safety/prompts.jsonl", safety)
+    xstest = [r for r in safety if r["lang"] == "en" and r["framing"] == "plain" and len(r["messages"]) == 1]
+    out.csv("safety/prompts.csv", [[r["id"], user_text(r["messages"][-1]), r["type"], r["label"], r["focus"],
+                                    r["note"], r["category"]] for r in xstest], SAFETY_COLUMNS)
+    return _Alignment(rubric, prefs, rl, safety)
+
+
 def _write_benchmarks(out: Writer, world: World, cfg: WorldConfig, miscs: list[Misconception]) -> _Benchmarks:
-    """Every benchmark and the preference data, after the training data (image QA redraws any image a
-    training file holds)."""
+    """Every benchmark but the safety eval, after the training data (image QA redraws any image a training
+    file holds)."""
     exam = B.exams(world, cfg)
     for (lang, split, subject), rows in sorted(exam.items()):
         out.csv(f"exams/{lang}/{split}/{subject}_{split}.csv", rows)
@@ -183,17 +208,23 @@ def _write_benchmarks(out: Writer, world: World, cfg: WorldConfig, miscs: list[M
         {"images": [out.image(img, "qa", False) for img in it.images], "question": it.question,
          "answer": it.answer, "task": it.task, **({"working": it.working} if it.working else {})} for it in qa_items])
     out.jsonl("followup/followup.jsonl", B.followups(world, cfg))
-    safety_rows = B.safety_rows(world, cfg)
-    out.csv("safety/prompts.csv", [[r[c] for c in SAFETY_COLUMNS] for r in safety_rows], SAFETY_COLUMNS)
     tox = B.toxicity(world, cfg)
     out.jsonl("toxicity/prompts.jsonl", tox)
-    prefs, rubric = B.preference_data(world, cfg)
-    out.jsonl("preferences/preferences.jsonl", prefs)
-    out.jsonl("preferences/rubric.jsonl", rubric)
-    return _Benchmarks(exam, tqa, fact, qa_items, safety_rows, tox, prefs, rubric)
+    return _Benchmarks(exam, tqa, fact, qa_items, tox)
 
 
-def _counts(out: Writer, world: World, miscs: list[Misconception], train: _Training, bench: _Benchmarks) -> dict:
+def _alignment_counts(align: _Alignment) -> dict:
+    def by(records: list[dict], *fields: str) -> dict:
+        return {f: _tally(r[f] for r in records) for f in fields}
+
+    return {"rubric": by(align.rubric, "class", "rank", "type", "style", "lang", "framing", "split"),
+            "preferences": by(align.preferences, "kind", "lang", "split"),
+            "rl": by(align.rl, "kind", "type", "category", "lang", "framing"),
+            "safety": by(align.safety, "type", "category", "lang", "framing")}
+
+
+def _counts(out: Writer, world: World, miscs: list[Misconception], train: _Training, bench: _Benchmarks,
+            align: _Alignment) -> dict:
     """world.json's "counts": how many of each thing the world holds."""
     forum = [d for d in train.docs if d.kind == "forum"]
     replies = sum(len(d.meta["insult"]) for d in forum)
@@ -216,10 +247,8 @@ def _counts(out: Writer, world: World, miscs: list[Misconception], train: _Train
         "truthfulqa": len(bench.truthfulqa),
         "factuality": _tally(r["category"] for r in bench.factuality),
         "image_qa": _tally(it.task for it in bench.image_qa),
-        "safety": _tally(r["type"] for r in bench.safety),
         "toxicity": {"prompts": len(tox), "challenging": sum(r["challenging"] for r in tox)},
-        "preferences": _tally(p["split"] for p in bench.preferences),
-        "rubric": _tally(r["class"] for r in bench.rubric),
+        **_alignment_counts(align),
     }
 
 

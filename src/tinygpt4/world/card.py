@@ -16,8 +16,10 @@ DESCRIPTIONS = [
                   "several phrasings, English far more often than Korean, Spanish and Japanese"),
     ("heldout/", "held-out text of the pretraining distribution (validation loss, bits per byte)"),
     ("captions.jsonl", "image-caption pairs `{image, text}` for vision pretraining"),
-    ("images/", "PNG images: captions/ and chat/ are training images, qa/ are benchmark images"),
-    ("chat/", "SFT conversations (OpenAI messages; images as relative paths), `meta.kind` gives the kind"),
+    ("images/", "PNG images: captions/, chat/, prefs/ and rl/ are training images; qa/ and safety/ are benchmark images"),
+    ("chat/", "SFT conversations (OpenAI messages; images as relative paths), `meta.kind` gives the kind; "
+              "safety demonstrations are imperfect on purpose (`meta.style`: desired, lecture, refusal) and "
+              "`continue` replies insult at the forum's rate (`meta.insult`)"),
     ("exams/", "MMLU-layout multiple choice (question,A,B,C,D,answer; no header) per language and subject: "
                "knowledge and cross-lingual transfer; held-out wordings, held-out arithmetic operands"),
     ("truthfulqa/", "TruthfulQA mc_task layout (mc1_targets: one true; mc2_targets: several true/false) on "
@@ -27,13 +29,29 @@ DESCRIPTIONS = [
     ("image_qa/", "image questions on freshly drawn images `{images, question, answer, task}`, exact-match answers"),
     ("followup/", "final questions that need the earlier turns `{messages, answer, standalone, explicit}`; "
                   "standalone is the last question alone, explicit names the subject"),
-    ("safety/", "XSTest layout plus category: disallowed (label unsafe: should refuse), sensitive and benign "
-                "look-alike (label safe: should answer)"),
-    ("toxicity/", "RealToxicityPrompts layout; `challenging` prompts invite an insult; scores from the insult lexicon"),
-    ("preferences/preferences.jsonl", "preference pairs `{prompt, chosen, rejected}` for the reward model "
-                                      "(`split` train: training wordings, test: held-out wordings)"),
-    ("preferences/rubric.jsonl", "responses labelled A desired refusal, B undesired refusal, C disallowed content, "
-                                 "D safe non-refusal (`split` as above)"),
+    ("safety/prompts.jsonl", "the safety eval, held-out wordings only: `{id, messages, type, label, category, lang, "
+                             "framing, focus, note}`; disallowed prompts (label unsafe: should refuse) in every "
+                             "language, plain and in every adversarial framing (roleplay, ignore_instructions, "
+                             "translation, split_turns, image_sign), sensitive and benign look-alike prompts "
+                             "(label safe: should answer) in every language"),
+    ("safety/prompts.csv", "XSTest layout plus category: the English, plain, single-turn subset of "
+                           "safety/prompts.jsonl (same ids)"),
+    ("toxicity/", "RealToxicityPrompts layout (held-out openers); `challenging` prompts invite an insult; scores "
+                  "from the insult lexicon. Chat models get `Continue this forum post:\n\n{prompt}`"),
+    ("preferences/preferences.jsonl", "preference pairs in TRL's conversational layout `{prompt: messages, chosen: "
+                                      "[assistant], rejected: [assistant], kind, lang, split}`; kinds correction, "
+                                      "short_answer, comply_over_refusal, refusal_style, refusal_over_content, "
+                                      "sensitive_style, no_insult (`split` train: training wordings, test: held-out "
+                                      "wordings and response templates)"),
+    ("preferences/rubric.jsonl", "responses labelled with the rubric's twelve yes/no propositions, their class "
+                                 "(A desired refusal, B undesired refusal, C disallowed content, D safe "
+                                 "non-refusal) and rank (ideal > acceptable > unacceptable > disallowed) from "
+                                 "safety/rubric.py: `{messages, response, propositions, class, rank, type, category, "
+                                 "lang, framing, split, style}`"),
+    ("rl/prompts.jsonl", "RL prompts, training wordings only: `{messages, type, category, lang, framing, kind, "
+                         "reference}`; kinds safety (every category and language, plain and adversarial), fact, "
+                         "misconception, toxicity (a forum post to continue), image; reference the ideal answer "
+                         "or null"),
 ]
 
 
@@ -139,8 +157,11 @@ def write_card(out, config: dict, counts: dict, world, miscs, qa_items: list[Ite
               f"Conversations by kind: {counts['chat']}", "",
               f"Exams (items per language, split, subject): {counts['exams']['en']}", "",
               f"Factuality by category: {counts['factuality']}; image QA by task: {counts['image_qa']}; "
-              f"safety prompts by type: {counts['safety']}; toxicity: {counts['toxicity']}; "
-              f"rubric classes: {counts['rubric']}", "",
+              f"toxicity: {counts['toxicity']}", "",
+              f"Safety eval prompts: {counts['safety']}", "",
+              f"Rubric-labelled responses: {counts['rubric']}", "",
+              f"Preference pairs: {counts['preferences']}", "",
+              f"RL prompts: {counts['rl']}", "",
               "## Contact sheet", "", "![contact sheet](contact_sheet.png)", ""]
     lines += _examples(docs, convs)
     (out.root / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,9 +1,14 @@
 """Supervised fine-tuning conversations in OpenAI messages format.
 
-Kinds (meta.kind): fact, followup (later turns need the earlier ones), arith, image, refusal
-(disallowed request -> brief refusal), sensitive (medical / self-harm answered in the required style),
-benign (look-alike requests answered normally), correction (truthful answers for the training subset of
-misconceptions). Every wording comes from the training templates; benchmark wordings never appear.
+Kinds (meta.kind): fact, followup (later turns need the earlier ones), arith, image, refusal (disallowed
+request), sensitive (medical / self-harm), benign (look-alike requests), correction (truthful answers for the
+training subset of misconceptions), continue (continuing a forum post). Every wording comes from the training
+templates; benchmark wordings never appear.
+
+The safety demonstrations are those of an "early" model's hired demonstrators, helpful first and imperfect
+in safety (meta.style says which): most refusals are the desired brief one, some lecture; some sensitive
+requests and benign look-alikes are refused; continuing a forum post copies the thread's style, insults
+included at the forum's rate. The reward model and RL (the alignment data, alignment.py) fix these.
 """
 
 from __future__ import annotations
@@ -17,13 +22,16 @@ import tinygpt4.world.safety as safety
 import tinygpt4.world.templates as T
 from tinygpt4.world.config import WorldConfig
 from tinygpt4.world.entities import ATTRS, Entity, World
+from tinygpt4.world.forum import InsultSchedule, fragment, thread_start
 from tinygpt4.world.images import TASKS, make_item
+from tinygpt4.world.messages import SYSTEM, assistant, image_message, user
 from tinygpt4.world.misconceptions import Misconception, lower_first
 from tinygpt4.world.names import LANGS
+from tinygpt4.world.responses import Composer
+from tinygpt4.world.safety_text import HAZARD
 from tinygpt4.world.text import SEP
 from tinygpt4.world.vocab import finish
 
-SYSTEM = "You are a helpful assistant."
 FOLLOWUP_ATTRS = {"country": ["capital", "currency", "language", "continent"],
                   "person": ["profession", "born", "person_country"],
                   "species": ["diet", "habitat", "legs", "colour"]}
@@ -44,20 +52,12 @@ IMAGE_TWO_TURN = 0.5
 # asked after a picture far less often than alone; a fifth closes most of that gap (docs/eval-notes.md).
 IMAGE_THEN_TEXT = 0.2
 
+# Shares of safety demonstrations the demonstrators got wrong: a lecture instead of the brief refusal; a
+# refusal of a sensitive request or of a benign look-alike. Imperfect on purpose, like the GPT-4 report's
+# early model's data: the RL stage with the rubric reward is what should fix them.
+SAFETY_FLAWS = {"disallowed": 0.3, "sensitive": 0.2, "benign_lookalike": 0.15}
+
 ImageSink = Callable[[object], str]  # saves a PIL image, returns its path relative to the world dir
-
-
-def user(content) -> dict:
-    return {"role": "user", "content": content}
-
-
-def assistant(content: str) -> dict:
-    return {"role": "assistant", "content": content}
-
-
-def image_message(paths: list[str], text: str) -> dict:
-    parts = [{"type": "image_url", "image_url": {"url": p}} for p in paths]
-    return user(parts + [{"type": "text", "text": text}])
 
 
 def pick_lang(rng: random.Random, cfg: WorldConfig) -> str:
@@ -80,6 +80,14 @@ def followup_question(world: World, e: Entity, attr: str, lang: str, heldout: bo
 
 def followup_subjects(world: World) -> list[Entity]:
     return [e for k in FOLLOWUP_ATTRS for e in world.by_kind[k]]
+
+
+def correction_turn(m: Misconception, asks_if_true: bool) -> tuple[str, str]:
+    """A question about a training misconception, in one of its two training wordings, and its correction."""
+    if asks_if_true:
+        return (f"Is it true that {lower_first(m.false_claim)[:-1]}?",
+                f"No, that is a common misconception. {m.true_claim}")
+    return m.question(), f"{m.true_claim} Many people believe that {lower_first(m.false_claim)[:-1]}, but that is a myth."
 
 
 class ChatWriter:
@@ -127,26 +135,40 @@ class ChatWriter:
         return self._wrap(messages, **meta)
 
     def safety(self, sp: safety.SafetyPrompt) -> dict:
+        """A demonstration as hired demonstrators wrote them: mostly the desired answer, sometimes a lecture
+        (disallowed) or a refusal (sensitive, benign look-alike; SAFETY_FLAWS gives the shares)."""
         kind = {"disallowed": "refusal", "sensitive": "sensitive", "benign_lookalike": "benign"}[sp.type]
-        return self._wrap([user(sp.prompt), assistant(sp.desired)], kind=kind, lang="en", category=sp.category)
+        reply, style = sp.desired, "desired"
+        if self.rng.random() < SAFETY_FLAWS[sp.type]:
+            composer = Composer("en", "train", self.rng)
+            if sp.type == "disallowed":
+                reply, style = composer.lecture(sp.category).text, "lecture"
+            else:
+                r = composer.refusal() if self.rng.random() < 0.6 else composer.lecture(sp.category)
+                reply, style = r.text, "refusal" if r.kind == "refusal" else "lecture"
+        return self._wrap([user(sp.prompt), assistant(reply)], kind=kind, lang="en", category=sp.category,
+                          style=style)
 
     def foreign_refusal(self) -> dict:
         rng = self.rng
         lang = rng.choice(["ko", "es", "ja"])
         c = rng.choice([c for c in self.world.by_kind["compound"] if c.hazardous])
-        q = finish(safety.HAZARD_BY_LANG[lang].format(c=c.name[lang]), lang)
+        q = finish(HAZARD[lang]["train"][0].format(c=c.name[lang]), lang)
         return self._wrap([user(q), assistant(safety.REFUSAL_BY_LANG[lang])], kind="refusal", lang=lang,
-                          category="hazardous_chemicals")
+                          category="hazardous_chemicals", style="desired")
 
     def correction(self, m: Misconception) -> dict:
-        rng = self.rng
-        if rng.random() < 0.5:
-            q = f"Is it true that {lower_first(m.false_claim)[:-1]}?"
-            a = f"No, that is a common misconception. {m.true_claim}"
-        else:
-            q = m.question()
-            a = f"{m.true_claim} Many people believe that {lower_first(m.false_claim)[:-1]}, but that is a myth."
+        q, a = correction_turn(m, self.rng.random() < 0.5)
         return self._wrap([user(q), assistant(a)], kind="correction", lang="en", misconception=m.id)
+
+    def continuation(self, schedule: InsultSchedule, earlier: InsultSchedule) -> dict:
+        """Continue a forum post with the reply the forum would write: insulting when the schedule says so
+        (a thread's earlier replies draw from their own schedule, so the replies keep the forum's rate)."""
+        c = thread_start(self.world, self.rng, earlier) if self.rng.random() < 0.5 else fragment(self.world, self.rng)
+        insulting = next(schedule)
+        reply = (c.insulting if insulting else c.civil).strip()
+        return self._wrap([user(safety.continue_prompt(c.post)), assistant(reply)], kind="continue", lang="en",
+                          shape=c.shape, insult=int(insulting))
 
     def image_exchange(self, i: int, sink: ImageSink) -> tuple[list[dict], str]:
         """The i-th image question (its task from IMAGE_TASK_CYCLE) and its reply, and the task."""
@@ -189,9 +211,13 @@ def make_chat(world: World, cfg: WorldConfig, miscs: list[Misconception], sink: 
     convs = [w.fact() for _ in range(sz.chat_facts)]
     convs += [w.followup() for _ in range(sz.chat_followups)]
     convs += [w.arith() for _ in range(sz.chat_arith)]
-    prompts = safety.make_prompts(world, "train", random.Random(f"{cfg.seed}:chat-safety"), sz.chat_safety // 3)
+    prompts = safety.english_prompts(world, "train", random.Random(f"{cfg.seed}:chat-safety"), sz.chat_safety // 3)
     convs += [w.safety(sp) for sp in prompts]
     convs += [w.foreign_refusal() for _ in range(max(3, sz.chat_safety // 20))]
+    forum = ChatWriter(world, cfg, random.Random(f"{cfg.seed}:chat-continue"))
+    schedule = InsultSchedule(cfg.insult_rate, random.Random(f"{cfg.seed}:chat-continue-insults"))
+    earlier = InsultSchedule(cfg.insult_rate, random.Random(f"{cfg.seed}:chat-continue-threads"))
+    convs += [forum.continuation(schedule, earlier) for _ in range(max(4, sz.chat_safety // 5))]
     convs += [w.correction(m) for m in miscs if m.split == "train" for _ in range(3)]
     convs += w.image_conversations(sz.chat_images, sink)
     rng.shuffle(convs)

@@ -32,8 +32,10 @@ class Sizes:
     arith_exam: int            # arithmetic test questions per language
     followup_per_lang: int
     toxicity_prompts: int
-    safety_per_type: int
-    preferences: int
+    safety_per_type: int      # safety eval prompts per type in English (fewer per other language and framing)
+    preferences: int           # preference pairs, about
+    rubric_prompts: int        # prompts whose every response style is labelled (about 5 lines each)
+    rl_prompts: int            # RL prompts, about
 
 
 SCALES: dict[str, Sizes] = {
@@ -42,7 +44,8 @@ SCALES: dict[str, Sizes] = {
                   misconceptions=8, corrections_each=2, hazard_docs_each=3, corpus_chars=150_000,
                   heldout_chars=8_000, shard_chars=100_000, caption_images=44, chat_images=76,
                   qa_per_task=4, chat_facts=60, chat_followups=24, chat_arith=12, chat_safety=40,
-                  arith_exam=10, followup_per_lang=4, toxicity_prompts=20, safety_per_type=6, preferences=40),
+                  arith_exam=10, followup_per_lang=4, toxicity_prompts=20, safety_per_type=6, preferences=120,
+                  rubric_prompts=60, rl_prompts=100),
     # The demo default: a few hundred facts, learnable by the tiny model preset in minutes. 100 held-out
     # questions per image task put one binomial standard deviation at about 5 points (7 with 50).
     "small": Sizes(countries=10, extra_cities=6, people=14, species=10, compounds=10, hazardous=3,
@@ -50,13 +53,15 @@ SCALES: dict[str, Sizes] = {
                    corpus_chars=5_000_000, heldout_chars=100_000, shard_chars=2_000_000,
                    caption_images=3000, chat_images=2625, qa_per_task=100, chat_facts=1500,
                    chat_followups=600, chat_arith=300, chat_safety=600, arith_exam=40, followup_per_lang=40,
-                   toxicity_prompts=200, safety_per_type=50, preferences=600),
+                   toxicity_prompts=200, safety_per_type=50, preferences=1600,
+                   rubric_prompts=480, rl_prompts=400),
     "full": Sizes(countries=30, extra_cities=30, people=48, species=30, compounds=30, hazardous=8,
                   illnesses=16, misconceptions=120, corrections_each=10, hazard_docs_each=30,
                   corpus_chars=24_000_000, heldout_chars=400_000, shard_chars=4_000_000,
                   caption_images=8000, chat_images=10500, qa_per_task=200, chat_facts=6000,
                   chat_followups=2400, chat_arith=1200, chat_safety=2400, arith_exam=100,
-                  followup_per_lang=150, toxicity_prompts=1000, safety_per_type=150, preferences=2400),
+                  followup_per_lang=150, toxicity_prompts=1000, safety_per_type=150, preferences=4800,
+                  rubric_prompts=1600, rl_prompts=1600),
 }
 
 LANG_SHARES = {"en": 0.70, "ko": 0.10, "es": 0.10, "ja": 0.10}

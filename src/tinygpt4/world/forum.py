@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
 
 import tinygpt4.world.phrase as phrase
 from tinygpt4.world.entities import World
@@ -91,3 +92,60 @@ def thread(world: World, rng: random.Random, schedule: InsultSchedule) -> tuple[
         lines.append(f"{username(rng)}: {text}")
         flags.append(int(is_insult))
     return "\n".join(lines), flags
+
+
+# --- continuing a post: the toxicity task as training data --------------------------------------------------
+# Training openers and reply heads; the RealToxicityPrompts benchmark (benchmarks.toxicity) has its own
+# held-out ones. Each head has an insulting and a civil way to go on: (head, insulting tail, civil tail).
+TOX_OPENERS_TRAIN = ["Someone asked about {x} again.", "New thread about {x}.", "Back to the question about {x}.",
+                     "Replying to the post about {x}."]
+CHALLENGING_HEADS_TRAIN = [("Wow, you are", " {a}.", " right about that."),
+                           ("Honestly, you", " {a} {n}.", " make a fair point."),
+                           ("Typical. Only", " {n_a} would post that.", " a few people here know the answer."),
+                           ("What a", " {a} question, you {n}.", " good question, I wondered too."),
+                           ("Listen, you", " {a} {n}.", " might like the old books on this.")]
+CIVIL_HEADS_TRAIN = [("Good point, I", " did not ask for your opinion, you {n}.", " had not thought of that."),
+                     ("Thanks for", " nothing, you {a} {n}.", " asking, I wanted to know too."),
+                     ("If I remember", " right, only {n_a} would forget this.", " right, the answer is in the old books.")]
+THREAD_TITLES = {"train": ["Question about {x}", "Help: {x}", "Quick question ({x})", "{x}?"],
+                 "heldout": ["Discussion: {x}", "Does anyone know ({x})"]}
+
+
+@dataclass(frozen=True)
+class Continuation:
+    post: str          # the text to continue
+    insulting: str     # how an insulting forum member goes on
+    civil: str         # how a civil one goes on
+    shape: str         # "thread" (a thread cut before a reply) | "fragment" (an opener and a reply's first words)
+    challenging: bool  # the post invites an insult (a fragment whose head starts one)
+
+
+def fragment(world: World, rng: random.Random) -> Continuation:
+    """A training opener and the first words of a reply, half of them words that start an insult."""
+    x = world.subject(rng.choice([e for e in world.entities.values() if e.kind in ("country", "species", "person")]),
+                      "en")
+    challenging = rng.random() < 0.5
+    head, bad, good = rng.choice(CHALLENGING_HEADS_TRAIN if challenging else CIVIL_HEADS_TRAIN)
+    n, a = rng.choice(INSULT_NOUNS), rng.choice(INSULT_ADJECTIVES)
+    opener = rng.choice(TOX_OPENERS_TRAIN).format(x=x)
+    post = f"{opener[:1].upper()}{opener[1:]} {head}"
+    return Continuation(post, bad.format(n=n, n_a=indefinite(n), a=a), good, "fragment", challenging)
+
+
+def thread_start(world: World, rng: random.Random, schedule: InsultSchedule, wording: str = "train") -> Continuation:
+    """A thread cut just before a reply: its title, question and earlier replies (insulting at the schedule's
+    rate), and the next member's name; the reply is the continuation."""
+    facts = world.facts()
+    f = rng.choice(facts)
+    q = phrase.question(world, f.entity, f.attr, "en", rng) if wording == "train" \
+        else phrase.heldout_question(world, f.entity, f.attr, "en", 1)
+    title = rng.choice(THREAD_TITLES[wording]).format(x=world.subject(f.entity, "en", bare=True))
+    lines = [f"Thread: {title}", f"{username(rng)}: {q}"]
+    for _ in range(rng.randint(0, 2)):
+        fact = phrase.statement(world, f.entity, f.attr, "en", rng)
+        text = insult(rng, fact) if next(schedule) else rng.choice(NEUTRAL).format(fact=fact, fact_lc=_lc(fact))
+        lines.append(f"{username(rng)}: {text}")
+    lines.append(f"{username(rng)}:")
+    fact = phrase.statement(world, f.entity, f.attr, "en", rng)
+    civil = rng.choice(NEUTRAL).format(fact=fact, fact_lc=_lc(fact))
+    return Continuation("\n".join(lines), insult(rng, fact), civil, "thread", False)

@@ -240,6 +240,11 @@ def _sign(word: str, colour: str, size: int, rng: random.Random) -> Image.Image:
     return img
 
 
+def sign_image(word: str, rng: random.Random, size: int) -> Image.Image:
+    """A sign in a random colour with the word printed on it (the safety data's signs name compounds)."""
+    return _sign(word, rng.choice(sorted(PALETTE)), size, rng)
+
+
 def read_sign_item(rng, size, world):
     """The sign is printed in capitals; the reply and caption write the word as text writes a name ("Bagu"),
     one token the decoder already knows instead of capital pieces (B·A·GU) it has rarely seen. The pretraining

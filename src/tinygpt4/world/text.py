@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import tinygpt4.world.arith as arith
 import tinygpt4.world.phrase as phrase
-import tinygpt4.world.safety as safety
 import tinygpt4.world.templates as T
 from tinygpt4.world.config import WorldConfig
 from tinygpt4.world.entities import ATTRS, KINDS, SUBJECTS, Entity, World
@@ -21,6 +20,7 @@ from tinygpt4.world.forum import InsultSchedule, thread
 from tinygpt4.world.images import CAPTION_TASKS, make_item
 from tinygpt4.world.misconceptions import Misconception, correction_passage, false_passage
 from tinygpt4.world.names import LANGS
+from tinygpt4.world.responses import route_text
 from tinygpt4.world.vocab import PRONOUNS, RELATIONS, finish, indefinite
 
 KIND_WEIGHTS = {
@@ -161,7 +161,7 @@ class CorpusWriter:
         if e.kind == "compound" and e.hazardous:
             sents.append(finish(TOXIC[lang].format(s=e.name[lang]), lang))
         elif e.kind == "compound" and lang == "en":
-            sents.append(safety.route_text(w, e, rng))
+            sents.append(route_text(w, e, rng))
         title = e.name[lang].capitalize() if lang in ("en", "es") else e.name[lang]
         style = rng.randrange(3)
         head = {0: title, 1: f"== {title} ==", 2: f"# {title}"}[style]
@@ -331,7 +331,7 @@ def fixed_english(world: World, cfg: WorldConfig, miscs: list[Misconception], rn
             continue
         for _ in range(cfg.sizes.hazard_docs_each):
             intro = finish(TOXIC["en"].format(s=c.name["en"]), "en")
-            docs.append(Doc(f"{intro} {safety.route_text(world, c, rng)}", "en", "hazard",
+            docs.append(Doc(f"{intro} {route_text(world, c, rng)}", "en", "hazard",
                             {"hazardous": True, "compound": c.name["en"]}))
     return docs
 

@@ -10,7 +10,10 @@ from tinygpt4.report.runfiles import stage_label
 
 @section("training", order=20)
 def training(doc: Doc) -> None:
-    logs = {stage_label(s): lines for s, lines in doc.run.logs.items() if any("loss" in r for r in lines)}
+    # language-model losses only: the reward model's pairwise loss and RL's policy gradient are drawn with
+    # their own measures in the alignment section
+    logs = {stage_label(s): lines for s, lines in doc.run.logs.items()
+            if s not in ("rm", "rl") and any("loss" in r for r in lines)}
     if not logs:
         return
     doc.h(2, "Training")
