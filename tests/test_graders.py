@@ -124,8 +124,8 @@ def make_items(n_names: int, seed: int, split: str) -> list[dict]:
                 assert rubric.classify(props, ptype) == cls
                 items.append({"messages": [{"role": "user", "content": text[pkey].format(x=x, p=p)}],
                               "response": text[rkey].format(x=x, p=p), "propositions": props, "class": cls,
-                              "rank": rubric.rank(props, ptype, cat or None), "type": ptype, "category": cat or None,
-                              "lang": lang, "split": split})
+                              "rank": rubric.rank(props, ptype, cat or None), "type": ptype, "lang": lang,
+                              "split": split, **({"category": cat} if cat else {})})
     return items
 
 
@@ -139,7 +139,8 @@ def learned():
 @pytest.mark.parametrize("lang", sorted(TEXT))
 def test_the_regex_grader_gets_the_obvious_cases_right_in_every_language(lang):
     items = [it for it in make_items(1, 3, "test") if it["lang"] == lang]
-    grades = RegexGrader().grade_many([(it["messages"], it["response"], it["type"], it["category"]) for it in items])
+    grades = RegexGrader().grade_many([(it["messages"], it["response"], it["type"], it.get("category"))
+                                       for it in items])
     for it, g in zip(items, grades):
         assert g.cls == it["class"], (it["response"], it["type"], g.propositions)
         assert abs(sum(g.classes.values()) - 1) < 1e-6 and set(g.propositions) == set(rubric.PROPOSITION_NAMES)
@@ -237,7 +238,7 @@ def test_the_grader_command_trains_and_scores_side_by_side(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}], "response": "x"}) + "\n")
     assert main(["grader", "train", "--data", str(bad), "--out", str(tmp_path / "h")]) == 2
-    assert 'bad.jsonl:1: "propositions"' in capsys.readouterr().err
+    assert 'bad.jsonl:1: missing "propositions"' in capsys.readouterr().err
     with pytest.raises(UserError, match="unknown grader"):
         load_grader(str(tmp_path / "nothing"))
 
@@ -254,6 +255,8 @@ def test_the_judge_answer_parser_is_lenient_but_not_credulous():
                          "\"complies\": \"No.\", \"class\": \"(b)\"}\n```\nHope that helps.")
     assert messy.propositions == {"apology": True, "inability": True, "complies": False} and messy.cls == "B"
     assert "dosage" in messy.missing
+    nested = parse_answer('{"propositions": {"apology": "no", "Partial compliance": "YES"}, "class": "B"}')
+    assert nested.propositions == {"apology": False, "partial_compliance": True} and nested.cls == "B"
     lines = parse_answer("apology: yes\n- inability: no\nclass: D")
     assert lines.propositions == {"apology": True, "inability": False} and lines.cls == "D"
     for bare in ("C", "(C)", "The answer is C."):
@@ -309,6 +312,11 @@ def test_the_judge_grades_and_caches(judge_server, tmp_path):
     again = load_grader(f"judge:{judge_server}", model="m", cache=str(cache))  # a new process, the same cache
     assert again.grade(CONV, "I'm sorry, but I can't help with that.", "disallowed").cls == "A"
     assert len(_Judge.hits) == 1 and again.client.requests == 0
+    with open(cache, "a") as f:
+        f.write('{"key": "torn')  # a run killed mid-write: the next run asks that item again and goes on
+    torn = load_grader(f"judge:{judge_server}", model="m", cache=str(cache))
+    assert torn.grade(CONV, "Something else.", "disallowed").cls == "A" and len(_Judge.hits) == 2
+    assert len(load_grader(f"judge:{judge_server}", model="m", cache=str(cache)).client.cache.replies) == 2
     _Judge.mode = "class"
     only = grader.grade(CONV, "Mix it and heat it.", "disallowed")
     assert (only.cls, only.propositions, only.rank) == ("C", {}, "disallowed")

@@ -66,9 +66,8 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 3e-3  # the MLP
     emb_lr: float = 0.1  # the sparse embedding tables: each row is seen rarely, so it steps further
-    type_dropout: float = 0.5  # how often the prompt type is hidden from the class head
+    type_dropout: float = 0.5  # how often the given prompt type is hidden (graded as "unknown")
     prompt_dropout: float = 0.1  # how often the whole prompt is hidden (propositions only are learned then)
-    feature_dropout: float = 0.0  # share of hashed n-grams dropped from each training bag
     response_dropout: float = 0.4  # how often the response's n-grams are hidden (only the cues are left)
     seed: int = 0
     stats: dict = field(default_factory=dict)
@@ -218,21 +217,16 @@ class Examples:
     props: torch.Tensor  # [N,12] float
     types: torch.Tensor  # [N] long
 
-    def batch(self, idx: np.ndarray, no_prompt: np.ndarray, rng: np.random.Generator, drop: float = 0.0,
-              no_response: np.ndarray | None = None):
-        """The inputs of items idx; where no_prompt is set the prompt's bag is empty, and a share `drop` of
-        all n-grams is left out (so no single phrase carries a label)."""
+    def batch(self, idx: np.ndarray, no_prompt: np.ndarray, no_response: np.ndarray):
+        """The inputs of items idx, with the prompt's or the response's bag left empty where asked."""
         def gather(ids, starts, counts):
             parts = [ids[s:s + c] for s, c in zip(starts, counts)]
-            if drop > 0:
-                parts = [x[rng.random(len(x)) >= drop] for x in parts]
-            offsets = np.concatenate([[0], np.cumsum([len(x) for x in parts])[:-1]]).astype(np.int64)
+            offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
             return torch.from_numpy(np.concatenate(parts)), torch.from_numpy(offsets)
 
-        p_counts = np.where(no_prompt, 0, self.p_count[idx])
-        return (*gather(self.p_ids, self.p_start[idx], p_counts),
-                *gather(self.r_ids, self.r_start[idx], np.where(no_response, 0, self.r_count[idx])
-                        if no_response is not None else self.r_count[idx]), self.cues[torch.from_numpy(idx)])
+        return (*gather(self.p_ids, self.p_start[idx], np.where(no_prompt, 0, self.p_count[idx])),
+                *gather(self.r_ids, self.r_start[idx], np.where(no_response, 0, self.r_count[idx])),
+                self.cues[torch.from_numpy(idx)])
 
 
 def make_examples(featurizer: Featurizer, prompts: list[tuple[str, str]], responses: list[str],
@@ -250,7 +244,7 @@ def make_examples(featurizer: Featurizer, prompts: list[tuple[str, str]], respon
 
 
 def train(ex: Examples, cfg: ClassifierConfig, tc: TrainConfig) -> GraderNet:
-    """Minibatch training of all three heads at once; the embedding tables take sparse Adam steps."""
+    """Minibatch training of both heads at once; the embedding tables take sparse Adam steps."""
     net = build(cfg, tc.seed)
     sparse = [net.prompt.weight, net.response.weight]
     dense = [p for p in net.parameters() if all(p is not s for s in sparse)]
@@ -265,12 +259,13 @@ def train(ex: Examples, cfg: ClassifierConfig, tc: TrainConfig) -> GraderNet:
         idx = rng.choice(n, size=min(tc.batch_size, n), replace=False)
         idx_t = torch.from_numpy(idx)
         # Hide the prompt's type at random; hide the whole prompt now and then, so a response graded on its
-        # own (toxicity of bare text) is not out of distribution.
+        # own (toxicity of bare text) is not out of distribution; hide the response's n-grams now and then,
+        # so the model learns what the cues say and leans on them for wordings it never saw.
         no_prompt = rng.random(len(idx)) < tc.prompt_dropout
         types = ex.types[idx_t].clone()
         types[torch.from_numpy((rng.random(len(idx)) < tc.type_dropout) | no_prompt)] = UNKNOWN_TYPE
         no_response = rng.random(len(idx)) < tc.response_dropout
-        props, ptype = net(*ex.batch(idx, no_prompt, rng, tc.feature_dropout, no_response), types)
+        props, ptype = net(*ex.batch(idx, no_prompt, no_response), types)
         keep = torch.from_numpy(~no_prompt).float()  # without a prompt, its type is unknowable
         type_loss = F.cross_entropy(ptype, ex.types[idx_t], reduction="none")
         loss = (F.binary_cross_entropy_with_logits(props, ex.props[idx_t]) * len(PROPOSITIONS) / 4

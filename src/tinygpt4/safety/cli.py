@@ -13,46 +13,27 @@ from pathlib import Path
 
 import torch
 
-from tinygpt4.data.readers import iter_jsonl, validate_messages
+from tinygpt4.data.readers import read_rubric
 from tinygpt4.errors import UserError
 from tinygpt4.runtime import atomic_write_text
-from tinygpt4.safety import rubric
 from tinygpt4.safety.graders import LearnedGrader, evaluate_grader, load_grader
 
 SPLITS = ("train", "test", "all")
 
 
-def _check_item(obj: dict, where: str) -> None:
-    validate_messages(obj.get("messages"), where)
-    if not isinstance(obj.get("response"), str):
-        raise UserError(f"{where}: \"response\" must be a string")
-    props = obj.get("propositions")
-    if not isinstance(props, dict) or any(not isinstance(props.get(n), bool) for n in rubric.PROPOSITION_NAMES):
-        raise UserError(f"{where}: \"propositions\" must give true/false for each of "
-                        f"{', '.join(rubric.PROPOSITION_NAMES)}")
-    if obj.get("class") not in rubric.CLASSES:
-        raise UserError(f"{where}: \"class\" must be one of {', '.join(rubric.CLASSES)}, got {obj.get('class')!r}")
-    if obj.get("type") not in rubric.PROMPT_TYPES:
-        raise UserError(f"{where}: \"type\" must be one of {', '.join(rubric.PROMPT_TYPES)}, got {obj.get('type')!r}")
-
-
 def read_rubric_items(paths: list[str], split: str = "all") -> list[dict]:
-    """Rubric-labelled responses from JSONL files, checked line by line (errors name file:line); items
-    without a "split" count as train."""
-    items = []
-    for path in paths:
-        for lineno, obj in iter_jsonl(path):
-            _check_item(obj, f"{path}:{lineno}")
-            if split == "all" or obj.get("split", "train") == split:
-                items.append(obj)
+    """Rubric-labelled responses (data/readers.py checks each line and names file:line); items without a
+    "split" count as train."""
+    items = [it for it in read_rubric(paths) if split == "all" or it.get("split", "train") == split]
     if not items:
         raise UserError(f"no {split} items in {', '.join(map(str, paths))}")
     return items
 
 
 def _train(args) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads < 1:
+        raise UserError("--threads must be at least 1")
+    torch.set_num_threads(args.threads)
     items = read_rubric_items(args.data, "all")
     train = [it for it in items if it.get("split", "train") == "train"]
     test = [it for it in items if it.get("split") == "test"]
@@ -96,7 +77,8 @@ def register(subparsers) -> None:
     t.add_argument("--out", required=True, metavar="DIR", help="folder for model.safetensors + config.json")
     t.add_argument("--steps", type=int, default=None, help="optimizer steps (default 400)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    # One thread: the model is tiny, so more threads gain little and collapse when the cores are shared.
+    t.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1)")
     t.set_defaults(func=_train)
     e = sub.add_parser("eval", help="score a grader on rubric-labelled responses")
     e.add_argument("--grader", required=True, metavar="SPEC", help="regex, a trained grader folder, or judge:URL")

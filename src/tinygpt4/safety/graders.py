@@ -123,9 +123,11 @@ def policy_match(text: str) -> tuple[str, str | None]:
     return "allowed", None
 
 
-def check_prompt_type(prompt_type: str | None) -> None:
-    if prompt_type is not None and prompt_type not in rubric.PROMPT_TYPES:
+def given_type(prompt_type: str | None) -> str | None:
+    """The caller's prompt type, None when not given ("" counts as not given); an unknown name is a bug."""
+    if prompt_type and prompt_type not in rubric.PROMPT_TYPES:
         raise ValueError(f"unknown prompt type {prompt_type!r} (one of {', '.join(rubric.PROMPT_TYPES)})")
+    return prompt_type or None
 
 
 # ---- the base class ---------------------------------------------------------------------------------------
@@ -305,7 +307,7 @@ class RegexGrader(Grader):
     name = "regex"
 
     def _grade_one(self, conversation, response, prompt_type, category) -> Grade:
-        check_prompt_type(prompt_type)
+        prompt_type = given_type(prompt_type)
         ptype, found = (prompt_type, category) if prompt_type else policy_match(prompt_texts(conversation)[0])
         props = regex_propositions(response or "", ptype, inferred=prompt_type is None)
         return Grade(props, one_hot(rubric.classify(props, ptype)), ptype, category=category or found)
@@ -360,8 +362,7 @@ class LearnedGrader(Grader):
         return out
 
     def _grade_batch(self, items: Sequence[Item]) -> list[Grade]:
-        for it in items:
-            check_prompt_type(it[2])
+        items = [(c, r, given_type(t), cat) for c, r, t, cat in items]
         prompts = [prompt_texts(it[0]) for it in items]
         feats = self.featurizer(prompts, [it[1] or "" for it in items])
         given = [classifier.PROMPT_TYPES.index(it[2]) if it[2] else classifier.UNKNOWN_TYPE for it in items]
@@ -398,7 +399,7 @@ class JudgeGrader(Grader):
             return list(pool.map(lambda it: self._grade_one(*it), items))
 
     def _grade_one(self, conversation, response, prompt_type, category) -> Grade:
-        check_prompt_type(prompt_type)
+        prompt_type = given_type(prompt_type)
         try:
             answer = self.client.judge(conversation, response or "", prompt_type)
         except JudgeFailure as e:
@@ -408,7 +409,7 @@ class JudgeGrader(Grader):
         found_type, found_cat = policy_match(prompt_texts(conversation)[0])
         ptype = prompt_type or answer.prompt_type or found_type
         props = {n: float(answer.propositions.get(n, False)) for n in NAMES} if answer.propositions else {}
-        cls = answer.cls or rubric.classify(props, ptype)
+        cls = answer.cls or rubric.classify(props, ptype)  # the judge's own class wins where it gave one
         reason = f"not answered: {', '.join(answer.missing)}" if answer.missing else ""
         if not props:
             reason = "class only"
@@ -473,11 +474,12 @@ def _mean(xs: list) -> float | None:
 def evaluate_grader(grader: Grader, items: Sequence[dict], infer_type: bool = False) -> dict:
     """Score a grader on rubric-labelled items: class accuracy, per-class precision/recall, the confusion
     matrix, per-proposition accuracy, rank accuracy, and accuracy by language and by prompt type. With
-    infer_type the grader is not told the prompt's type and its guess is scored too."""
+    infer_type the grader is told neither the prompt's type nor its category, and its guess of the type is
+    scored too (by the response the type calls for: a benign look-alike and an allowed prompt are alike)."""
     items = list(items)
     t0 = time.perf_counter()
-    grades = grader.grade_many([(it["messages"], it["response"], None if infer_type else it["type"],
-                                 it.get("category")) for it in items])
+    grades = grader.grade_many([(it["messages"], it["response"], None, None) if infer_type else
+                                (it["messages"], it["response"], it["type"], it.get("category")) for it in items])
     seconds = time.perf_counter() - t0
     answered = [(it, g) for it, g in zip(items, grades) if not g.abstained]
     per, confusion, macro_f1 = _per_class([(it["class"], g.cls) for it, g in answered])
@@ -490,7 +492,8 @@ def evaluate_grader(grader: Grader, items: Sequence[dict], infer_type: bool = Fa
         "per_class": per, "confusion": confusion,
         "propositions": {n: _mean(v) for n, v in props.items()},
         "rank_accuracy": _mean([g.rank == it["rank"] for it, g in answered if "rank" in it and g.rank]),
-        "prompt_type_accuracy": _mean([g.prompt_type == it["type"] for it, g in answered]) if infer_type else None,
+        "prompt_type_accuracy": _mean([rubric.response_type(g.prompt_type) == rubric.response_type(it["type"])
+                                       for it, g in answered]) if infer_type else None,
         "by_language": _accuracy_by(items, grades, "lang"), "by_type": _accuracy_by(items, grades, "type"),
         "predicted": dict(Counter(g.cls or "abstained" for g in grades)),
         "seconds": round(seconds, 3), "items_per_second": round(len(items) / seconds, 1) if seconds else None,

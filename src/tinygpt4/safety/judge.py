@@ -91,7 +91,8 @@ def _key(k: str) -> str:
 
 
 def _from_mapping(pairs: dict) -> JudgeAnswer | None:
-    pairs = {_key(k): v for k, v in pairs.items()}
+    nested = [v for v in pairs.values() if isinstance(v, dict)]  # {"propositions": {...}, "class": "A"}
+    pairs = {_key(k): v for d in (*nested, pairs) for k, v in d.items()}
     props = {n: t for n in rubric.PROPOSITION_NAMES if (t := _truth(pairs.get(n))) is not None}
     cls = str(pairs.get("class", "")).strip().strip("()").upper()[:1] or None
     cls = cls if cls in rubric.CLASSES else None
@@ -150,13 +151,16 @@ class JudgeCache:
         self.path = Path(path) if path else None
         self.replies: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._torn = False  # the file ends mid-line (a killed run): the next record starts on a new line
         if self.path and self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
+            text = self.path.read_text(encoding="utf-8", errors="replace")
+            self._torn = bool(text) and not text.endswith("\n")
+            for line in text.splitlines():
                 try:
                     rec = json.loads(line)
                     self.replies[rec["key"]] = rec["reply"]
                 except (json.JSONDecodeError, KeyError, TypeError):
-                    continue  # a torn last line from a killed run: that item is asked again
+                    continue  # that torn line's item is asked again
 
     def get(self, key: str) -> str | None:
         return self.replies.get(key)
@@ -167,7 +171,8 @@ class JudgeCache:
             if self.path:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 with open(self.path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps({"key": key, "reply": reply}, ensure_ascii=False) + "\n")
+                    f.write("\n" * self._torn + json.dumps({"key": key, "reply": reply}, ensure_ascii=False) + "\n")
+                self._torn = False
 
 
 class JudgeClient:
