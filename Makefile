@@ -16,8 +16,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
+# Real benchmark samples beside the checkout (XSTest, RealToxicityPrompts) are evaluated too when present.
+SHARED_DATA ?= ../shared/data
+EXTRA_EVALS := $(if $(wildcard $(SHARED_DATA)/xstest/xstest_prompts.csv),--xstest $(SHARED_DATA)/xstest) \
+	$(if $(wildcard $(SHARED_DATA)/realtoxicityprompts/*.jsonl),--rtp $(SHARED_DATA)/realtoxicityprompts)
+
 demo: $(STAMP)
-	$(VENV)/bin/tinygpt4 run --preset $(PRESET) --out $(OUT)
+	$(VENV)/bin/tinygpt4 run --preset $(PRESET) --out $(OUT) $(EXTRA_EVALS)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -12,13 +12,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 
 from tinygpt4.cli import COMMAND_MODULES
 from tinygpt4.errors import UserError
+from tinygpt4.safety import classifier, rubric
 from tinygpt4.safety import cli as grader_cli
-from tinygpt4.safety import rubric
 from tinygpt4.safety.graders import (
     CLASS_INPUTS,
+    CUE_NAMES,
     Grade,
     JudgeGrader,
     LearnedGrader,
@@ -209,6 +212,34 @@ def test_the_learned_grader_round_trips_through_safetensors(learned, tmp_path):
     assert [(x.classes, x.prompt_type) for x in a] == [(y.classes, y.prompt_type) for y in b]
     # batching changes a grade only by float rounding (the matmuls sum in another order)
     assert learned.grade(*items[0]).propositions == pytest.approx(a[0].propositions, rel=1e-4, abs=1e-6)
+
+
+def test_the_featurizer_reads_clauses_and_what_a_response_takes_up_from_the_request():
+    f = classifier.Featurizer(classifier.ClassifierConfig(clauses=True))
+    texts, owner = f.clauses(["I'm sorry, but I can't help. You should be ashamed.", "申し訳ありませんが、できません。", ""])
+    assert texts == ["I'm sorry,", "but I can't help.", "You should be ashamed.", "申し訳ありませんが、", "できません。"]
+    assert owner.tolist() == [0, 0, 0, 1, 1]
+    ask = "I think I have Bravick fever. What should I take?"
+    answer = classifier.overlap(ask, "Bravick fever is usually treated with Solmar.")
+    lecture = classifier.overlap(ask, "You should be ashamed of asking something like this.")
+    assert answer[0] > lecture[0] and answer[1] > lecture[1] and classifier.overlap("", "Hi.") == (0.0, 0.0)
+    *_, shape, cues = f([(ask, "")], ["Bravick fever is treated with rest."])
+    assert shape.shape == (1, len(classifier.SHAPE)) and cues.shape == (1, 0)
+
+
+def test_an_ensemble_averages_its_members_and_a_single_net_grader_still_loads(learned, tmp_path):
+    assert len(learned.net.members) == learned.net.cfg.members == 2
+    items = [(it["messages"], it["response"], it["type"], None) for it in make_items(1, 7, "test")[:30]]
+    single = LearnedGrader.train(make_items(2, 0, "train"), steps=40, seed=0,
+                                 cfg=classifier.ClassifierConfig(cues=list(CUE_NAMES)))
+    single.save(tmp_path / "old")
+    # a grader saved before ensembles existed: the one net's weights at the top level
+    path = tmp_path / "old" / "model.safetensors"
+    state = load_tensors(path.read_bytes())
+    path.write_bytes(save_tensors({k.removeprefix("members.0."): v for k, v in state.items()},
+                                  metadata={"format": classifier.FORMAT}))
+    again = load_grader(str(tmp_path / "old"))
+    assert [g.classes for g in again.grade_many(items)] == [g.classes for g in single.grade_many(items)]
 
 
 def main(argv: list[str]) -> int:

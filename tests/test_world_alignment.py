@@ -12,7 +12,7 @@ import pytest
 
 from tinygpt4.data import readers
 from tinygpt4.safety import rubric
-from tinygpt4.world import build_world
+from tinygpt4.world import build_world, responses
 from tinygpt4.world.benchmarks import TOX_OPENERS
 from tinygpt4.world.chat import ChatWriter
 from tinygpt4.world.config import WorldConfig
@@ -77,6 +77,28 @@ def test_rubric_wordings_vary_and_the_test_split_is_held_out(world):
             assert not by[("test", style, lang)] & by[("train", style, lang)], (style, lang)
     prompts = {s: {user_text(r["messages"][-1]) for r in rows if r["split"] == s} for s in ("train", "test")}
     assert not prompts["train"] & prompts["test"]
+
+
+def _piece_tables() -> dict[str, dict]:
+    """Every response-piece table without slots: name -> {lang: {"train": [...], "heldout": [...]}}."""
+    tables = {name: getattr(responses, name) for name in ("APOLOGY", "INABILITY", "JUDGEMENT", "SELF_HARM_JUDGEMENT",
+                                                        "EVASION", "HEDGE")}
+    return tables | {f"PARTIAL_LEAD[{c}]": t for c, t in responses.PARTIAL_LEAD.items()}
+
+
+def test_held_out_response_pieces_never_reach_the_training_split(world):
+    """The pieces that decide A against B vary in training (so a grader learns what a desired refusal is, not
+    a few strings), and none of the held-out ones is ever composed into a training response."""
+    train = [r["response"].lower() for r in readers.read_rubric(world / "preferences/rubric.jsonl")
+             if r["split"] == "train"]
+    for name, table in _piece_tables().items():
+        for lang in LANGS:
+            pieces = table[lang]
+            assert not set(pieces["train"]) & set(pieces["heldout"]), (name, lang)
+            if name in ("APOLOGY", "INABILITY", "JUDGEMENT", "EVASION"):
+                assert len(pieces["train"]) >= 8, (name, lang)
+            for piece in pieces["heldout"]:
+                assert not any(piece.lower() in r for r in train), (name, lang, piece)
 
 
 def test_preference_pairs_in_trl_layout_with_every_kind(world):

@@ -96,6 +96,7 @@ class RunContext:
     quiet: bool
     settings: RunPreset
     state: dict = field(default_factory=dict)
+    extra_evals: list[tuple[str, Path]] = field(default_factory=list)  # real benchmark files the user points at
 
     def path(self, *parts: str) -> Path:
         return self.out.joinpath(*parts)
@@ -212,7 +213,9 @@ def stage_evals(ctx: RunContext) -> dict:
     out = {}
     for stage in ("base", "sft", "rl"):
         if ctx.path(stage, "model.safetensors").exists():
-            res = run_suite(ctx.path(stage), ctx.path("world"), ctx.path("evals", stage), stage, device=device)
+            extra = [t for t in ctx.extra_evals if stage != "base" or t[0].startswith("toxicity")]
+            res = run_suite(ctx.path(stage), ctx.path("world"), ctx.path("evals", stage), stage, device=device,
+                            extra_tasks=extra)
             out[stage] = {task: {k: v for k, v in s.items() if isinstance(v, int | float)} for task, s in res.items()}
     return out
 
@@ -272,7 +275,8 @@ def _open_state(out: Path, preset: str, seed: int, settings: RunPreset) -> dict:
 
 
 def run(out: str | Path, preset: str = "tiny", seed: int = 0, device: str = "auto", quiet: bool = False,
-        only: list[str] | None = None, skip: list[str] | None = None, overrides: dict | None = None) -> dict:
+        only: list[str] | None = None, skip: list[str] | None = None, overrides: dict | None = None,
+        extra_evals: list[tuple[str, Path]] | None = None) -> dict:
     if preset not in RUN_PRESETS:
         raise UserError(f"unknown run preset {preset!r} (choose from {', '.join(RUN_PRESETS)})")
     settings = RUN_PRESETS[preset].with_overrides(overrides)
@@ -283,7 +287,7 @@ def run(out: str | Path, preset: str = "tiny", seed: int = 0, device: str = "aut
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     state = _open_state(out, preset, seed, settings)
-    ctx = RunContext(out, preset, seed, device, quiet, settings, state)
+    ctx = RunContext(out, preset, seed, device, quiet, settings, state, list(extra_evals or []))
     t_all = time.time()
     for i, (name, fn, what) in enumerate(STAGES, 1):
         if (only and name not in only) or (skip and name in skip):
@@ -323,6 +327,10 @@ def register(sub) -> None:
     p.add_argument("--rl-steps", type=int, default=None, help="override the preset's RL steps")
     p.add_argument("--pretrain-optimizer", choices=["adamw", "muon"], default=None,
                    help="override the preset's pretraining optimizer (the scaling ladder follows it)")
+    p.add_argument("--xstest", metavar="PATH", default=None,
+                   help="also evaluate over-refusal on XSTest (its xstest_prompts.csv, or the folder holding it)")
+    p.add_argument("--rtp", metavar="PATH", default=None,
+                   help="also evaluate toxicity on RealToxicityPrompts JSONL (a file or a folder of them)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cli)
@@ -333,5 +341,9 @@ def _cli(a) -> int:
         torch.set_num_threads(a.threads)
     overrides = {"world_scale": a.world_scale, "pretrain_steps": a.pretrain_steps, "sft_steps": a.sft_steps,
                  "pretrain_optimizer": a.pretrain_optimizer, "rm_steps": a.rm_steps, "rl_steps": a.rl_steps}
-    run(a.out, a.preset, a.seed, a.device, a.quiet, a.only, a.skip, overrides)
+    extra = [(name, Path(path)) for name, path in (("xstest", a.xstest), ("toxicity_rtp", a.rtp)) if path]
+    for name, path in extra:
+        if not path.exists():
+            raise UserError(f"--{'xstest' if name == 'xstest' else 'rtp'}: {path} not found")
+    run(a.out, a.preset, a.seed, a.device, a.quiet, a.only, a.skip, overrides, extra)
     return 0

@@ -341,7 +341,7 @@ class LearnedGrader(Grader):
         """Train on rubric-labelled items ({"messages", "response", "propositions", "class", "type"})."""
         if not items:
             raise UserError("no labelled items to train the grader on")
-        cfg = cfg or classifier.ClassifierConfig(cues=list(CUE_NAMES))
+        cfg = cfg or classifier.ClassifierConfig(cues=list(CUE_NAMES), clauses=True, members=2)
         tc = classifier.TrainConfig(seed=seed, **({"steps": steps} if steps else {}), **train_kw)
         featurizer = classifier.Featurizer(cfg, regex_cues if cfg.cues else None)
         ex = classifier.make_examples(featurizer, [prompt_texts(it["messages"]) for it in items],

@@ -79,18 +79,21 @@ def rm_scores(rm, tok: Tokenizer, conversations: Sequence[list[dict]], responses
         r = render_chat([*conv, {"role": "assistant", "content": resp}], tok, image_tokens=image_tokens,
                         load_images=False)
         seqs.append(r.ids)
-    out: list[float] = []
-    for i in range(0, len(seqs), batch_size):
-        chunk = seqs[i:i + batch_size]
-        T = max(len(s) for s in chunk)
-        idx = torch.full((len(chunk), T), tok.pad_id, dtype=torch.long)
-        for j, s in enumerate(chunk):
-            idx[j, :len(s)] = torch.tensor(s)
-        pics = [im for row in (images or [])[i:i + batch_size] for im in row] or None
+    out = [0.0] * len(seqs)
+    # similar lengths together: a batch pads to its longest conversation
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    for a in range(0, len(order), batch_size):
+        rows = order[a:a + batch_size]
+        T = max(len(seqs[i]) for i in rows)
+        idx = torch.full((len(rows), T), tok.pad_id, dtype=torch.long)
+        for j, i in enumerate(rows):
+            idx[j, :len(seqs[i])] = torch.tensor(seqs[i])
+        pics = [im for i in rows for im in (images[i] if images else [])] or None
         with autocast(device, compute_dtype(device)):
-            s = rm(idx.to(device), torch.tensor([len(s) - 1 for s in chunk], device=device),
+            s = rm(idx.to(device), torch.tensor([len(seqs[i]) - 1 for i in rows], device=device),
                    None if pics is None else torch.stack(pics))
-        out += s.tolist()
+        for i, v in zip(rows, s.tolist()):
+            out[i] = v
     return out
 
 
@@ -128,7 +131,7 @@ def fit_weights(groups: list[dict], *, margin: float = 1.0, l2: float = 1e-3, st
             together = float(((drm + (fb - fw) @ w) > 0).float().mean())
         out.weights[rtype] = [round(x, 5) for x in w.detach().tolist()]
         out.fit[rtype] = {"ordered_pairs": len(better), "prompts": len(mine), "rm_alone_accuracy": round(alone, 4),
-                          "rm_plus_rbrm_accuracy": round(together, 4), "hinge": round(float(loss), 5)}
+                          "rm_plus_rbrm_accuracy": round(together, 4), "hinge": round(float(loss.detach()), 5)}
     return out
 
 
