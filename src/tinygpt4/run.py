@@ -58,10 +58,10 @@ class RunPreset:
     freeze_tower: bool = False  # keep the tower as its stage left it during SFT
     rm_steps: int = 150  # reward model steps (pairs of 16)
     rl_steps: int = 60  # RL steps (prompts_per_step x group_size samples each)
-    rl_prompts_per_step: int = 8
-    rl_group_size: int = 4
-    rl_lr: float = 5e-5
-    rl_beta: float = 0.05
+    rl_prompts_per_step: int = 6
+    rl_group_size: int = 8
+    rl_lr: float = 1e-5
+    rl_beta: float = 0.1
     rl_max_new_tokens: int = 40
 
     def with_overrides(self, overrides: dict | None) -> RunPreset:
