@@ -146,10 +146,10 @@ def pairwise_accuracy(model: RewardModel, batches: PairBatches, pairs: list[Pair
     """Share of pairs whose chosen reply scores higher, overall and per kind, and the mean margin."""
     wins: dict[str, list[float]] = {}
     margins = []
+    device = next(model.parameters()).device
     for i in range(0, len(pairs), batch_size):
         chunk = pairs[i:i + batch_size]
         b = batches.collate(chunk)
-        device = next(model.parameters()).device
         s = model(b["idx"].to(device), b["last"].to(device),
                   None if b.get("images") is None else b["images"].to(device))
         c, r = s.chunk(2)

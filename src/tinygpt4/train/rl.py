@@ -19,7 +19,6 @@ refusal rate on benign prompts and the mean response length.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from tinygpt4.data.images import ImageCache, normalize_pixels
 from tinygpt4.data.readers import image_root_for, read_rl_prompts, read_rubric
 from tinygpt4.engine import Engine
 from tinygpt4.errors import UserError
-from tinygpt4.runtime import atomic_write_text, autocast, compute_dtype, resolve_device
+from tinygpt4.runtime import autocast, compute_dtype, resolve_device
 from tinygpt4.safety import rubric
 from tinygpt4.safety.graders import load_grader
 from tinygpt4.tokenizer import Tokenizer
@@ -312,13 +311,12 @@ def run_rl(cfg: RLConfig) -> dict:
 
     summary = train(policy, rollouts, tc, out, tokenizer=tok, resume=cfg.resume, loss_fn=loss_fn,
                     extra_config={"stage": "rl", "sft": str(cfg.sft), "rm": str(cfg.rm), "grader": cfg.grader,
-                                  **_drop_lists(cfg), **cfg.extra},
+                                  **_rl_settings(cfg), **cfg.extra},
                     summary_extra={"data": stats, "rbrm_fit": reward.weights.fit})
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
-def _drop_lists(cfg: RLConfig) -> dict:
+def _rl_settings(cfg: RLConfig) -> dict:
     keep = ("max_steps", "prompts_per_step", "group_size", "max_new_tokens", "temperature", "top_p", "beta",
             "kl_clip", "rbrm_scale", "lr")
     return {"rl": {k: getattr(cfg, k) for k in keep}}
